@@ -1,0 +1,49 @@
+#pragma once
+// The subcommands. Each has an options struct and a run_<verb>() that knows nothing of CLI11
+// (tests call these directly), plus setup_<verb>() that wires it into the command line.
+
+#include <iosfwd>
+#include <string>
+
+#include "experiments/runner.h"
+
+namespace CLI {
+class App;
+}
+
+namespace htga::cli {
+
+constexpr const char* kDefaultDb = "results/htga.db";
+
+/// setup_*: adds the subcommand to `app`; its callback stores its exit status in `exit_code`.
+void setup_run(CLI::App& app, int& exit_code);
+void setup_report(CLI::App& app, int& exit_code);
+void setup_export(CLI::App& app, int& exit_code);
+void setup_list(CLI::App& app, int& exit_code);
+
+/// `htga run grid FILE`: 0 when every cell finished or diverged, 1 when a cell failed.
+int run_run(const experiments::RunOptions& options, std::ostream& progress);
+
+struct ReportOptions {
+  std::string db_path = kDefaultDb;
+  std::string compare = "sgd-clip";  // baseline optimizer name
+  std::string format = "table";      // table or csv
+};
+/// Writes the comparison to `out`. Throws InputError for a missing database or baseline.
+void run_report(const ReportOptions& options, std::ostream& out);
+
+struct ExportOptions {
+  std::string what;  // steps or runs
+  std::string db_path = kDefaultDb;
+  std::string out;   // CSV path (default results/<what>.csv)
+};
+/// Writes the CSV; returns the number of data rows.
+long run_export(const ExportOptions& options);
+
+/// `htga list`: every registry with its parameters, defaults and help.
+void run_list(std::ostream& out);
+
+/// Opens an existing database for reading; InputError when there is none at `path`.
+void require_database(const std::string& path);
+
+}  // namespace htga::cli

@@ -1,0 +1,95 @@
+#include "cli/csv.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "experiments/error.h"
+
+namespace htga::cli {
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) {
+    if (c == '"') q += '"';
+    q += c;
+  }
+  return q + "\"";
+}
+
+std::string csv_number(double v) {
+  if (!std::isfinite(v)) return "";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+std::string csv_line(const std::vector<std::string>& fields) {
+  std::string line;
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (i) line += ',';
+    line += csv_field(fields[i]);
+  }
+  return line + '\n';
+}
+
+void flatten_json(const nlohmann::json& j, const std::string& prefix, std::map<std::string, std::string>& out) {
+  if (j.is_object()) {
+    for (const auto& [k, v] : j.items()) flatten_json(v, prefix.empty() ? k : prefix + "." + k, out);
+  } else if (j.is_string()) {
+    out[prefix] = j.get<std::string>();
+  } else if (j.is_null()) {
+    out[prefix] = "";
+  } else {
+    out[prefix] = j.dump();
+  }
+}
+
+AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+  namespace fs = std::filesystem;
+  fs::path target(path_);
+  std::error_code ec;
+  if (target.has_parent_path()) {
+    fs::create_directories(target.parent_path(), ec);
+    if (ec) throw InputError(path_ + ": cannot create folder: " + ec.message());
+  }
+  tmp_ = path_ + ".tmp-" + std::to_string(::getpid());
+  file_ = std::fopen(tmp_.c_str(), "wb");
+  if (!file_) throw InputError(path_ + ": cannot write: " + std::strerror(errno));
+}
+
+AtomicFile::~AtomicFile() {
+  if (file_) {
+    std::fclose(file_);
+    std::remove(tmp_.c_str());
+  }
+}
+
+void AtomicFile::write(const std::string& text) {
+  if (std::fwrite(text.data(), 1, text.size(), file_) != text.size())
+    throw InputError(path_ + ": cannot write: " + std::strerror(errno));
+}
+
+void AtomicFile::commit() {
+  const bool flushed = std::fflush(file_) == 0;
+  const int err = errno;
+  const bool closed = std::fclose(file_) == 0;
+  file_ = nullptr;
+  if (!flushed || !closed) {
+    std::remove(tmp_.c_str());
+    throw InputError(path_ + ": cannot write: " + std::strerror(err));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp_, path_, ec);
+  if (ec) {
+    std::remove(tmp_.c_str());
+    throw InputError(path_ + ": cannot write: " + ec.message());
+  }
+}
+
+}  // namespace htga::cli

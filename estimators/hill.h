@@ -1,0 +1,22 @@
+#pragma once
+// The Hill estimator of the tail index alpha, P(|X| > x) ~ x^(-alpha).
+//
+// With the magnitudes in decreasing order X(1) >= X(2) >= ... >= X(n) (Hill 1975):
+//   alpha_hat = k / sum_{i=1..k} log(X(i) / X(k+1)).
+
+#include <torch/torch.h>
+
+#include <cstdint>
+
+namespace htga::estimators {
+
+/// floor(sqrt(n)), the default number of order statistics.
+int64_t hill_default_k(int64_t n);
+
+/// Hill's alpha_hat of the magnitudes of `x` (any shape, flattened; any device) using the `k`
+/// largest (0 = floor(sqrt(n))). Returns a 0-dim float32 tensor on x's device without
+/// synchronising with the host. The result is NaN when it is undefined: fewer than k + 1
+/// values, X(k+1) = 0 (too many zeros), all top values equal, or non-finite input.
+torch::Tensor hill(const torch::Tensor& x, int64_t k = 0);
+
+}  // namespace htga::estimators

@@ -1,0 +1,282 @@
+#include "experiments/grid.h"
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "experiments/data/dataset.h"
+#include "experiments/error.h"
+#include "experiments/registry.h"
+
+namespace htga::experiments {
+
+using nlohmann::json;
+
+namespace {
+
+std::string json_type(const json& v) {
+  if (v.is_null()) return "null";
+  if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+  if (v.is_string()) return "\"" + v.get<std::string>() + "\"";
+  if (v.is_array()) return "a list";
+  if (v.is_object()) return "an object";
+  return v.dump();
+}
+
+std::string fmt_bound(double x) {
+  std::ostringstream s;
+  s << x;
+  return s.str();
+}
+
+class Parser {
+ public:
+  Parser(std::string source, GridOptions options) : source_(std::move(source)), options_(options) {}
+
+  [[noreturn]] void fail(const std::string& pointer, const std::string& what) const {
+    throw InputError(source_ + ": " + (pointer.empty() ? "/" : pointer) + ": " + what);
+  }
+
+  /// Checks one value against its spec; returns it normalised (numbers as doubles).
+  json check_value(const ParamSpec& spec, const json& v, const std::string& ptr) const {
+    auto expect = [&]() { fail(ptr, "expected " + describe(spec.type) + ", got " + json_type(v)); };
+    auto check_range = [&](double x) {
+      bool low = spec.min_exclusive ? x <= spec.min : x < spec.min;
+      bool high = spec.max_exclusive ? x >= spec.max : x > spec.max;
+      if (low)
+        fail(ptr, "must be " + std::string(spec.min_exclusive ? "> " : ">= ") + fmt_bound(spec.min) +
+                      ", got " + v.dump());
+      if (high)
+        fail(ptr, "must be " + std::string(spec.max_exclusive ? "< " : "<= ") + fmt_bound(spec.max) +
+                      ", got " + v.dump());
+    };
+    switch (spec.type) {
+      case ParamType::kNumberOrNull:
+        if (v.is_null()) return v;
+        [[fallthrough]];
+      case ParamType::kNumber:
+        if (!v.is_number()) expect();
+        check_range(v.get<double>());
+        return json(v.get<double>());
+      case ParamType::kInteger:
+        if (!v.is_number_integer()) expect();
+        check_range(static_cast<double>(v.get<int64_t>()));
+        return json(v.get<int64_t>());
+      case ParamType::kString: {
+        if (!v.is_string()) expect();
+        const auto s = v.get<std::string>();
+        if (!spec.choices.empty()) {
+          bool ok = false;
+          std::string valid;
+          for (const auto& c : spec.choices) {
+            ok = ok || c == s;
+            valid += (valid.empty() ? "" : ", ") + c;
+          }
+          if (!ok) fail(ptr, "unknown value \"" + s + "\"; valid: " + valid);
+        }
+        return v;
+      }
+      case ParamType::kIntList: {
+        if (!v.is_array() || v.empty()) expect();
+        json out = json::array();
+        for (size_t i = 0; i < v.size(); ++i) {
+          if (!v[i].is_number_integer() || v[i].get<int64_t>() <= 0)
+            fail(ptr + "/" + std::to_string(i), "expected a positive integer, got " + json_type(v[i]));
+          out.push_back(v[i].get<int64_t>());
+        }
+        return out;
+      }
+    }
+    fail(ptr, "unsupported parameter type");
+  }
+
+  /// The alternatives of one parameter: a list expands, except for list-valued parameters,
+  /// where only a list of lists does.
+  std::vector<json> alternatives(const ParamSpec& spec, const json& v, const std::string& ptr) const {
+    bool expands = v.is_array() && (spec.type != ParamType::kIntList || (!v.empty() && v[0].is_array()));
+    if (!expands) return {check_value(spec, v, ptr)};
+    if (v.empty()) fail(ptr, "empty list: give at least one value");
+    std::vector<json> out;
+    for (size_t i = 0; i < v.size(); ++i) out.push_back(check_value(spec, v[i], ptr + "/" + std::to_string(i)));
+    return out;
+  }
+
+  /// Expands one entry object ({"name": ..., params...}) of a registry into canonical configs.
+  /// `varied` collects "kind.param" for parameters given as lists of several values.
+  std::vector<json> expand_entry(const Registry& reg, const json& obj, const std::string& ptr,
+                                 bool named, std::set<std::string>& varied) const {
+    if (!obj.is_object()) fail(ptr, "expected an object, got " + json_type(obj));
+    const Entry* entry = &reg.entries.front();
+    if (named) {
+      if (!obj.contains("name")) fail(ptr, "missing \"name\"; valid " + reg.kind + "s: " + reg.names());
+      const json& n = obj["name"];
+      if (!n.is_string()) fail(ptr + "/name", "expected a string, got " + json_type(n));
+      entry = reg.find(n.get<std::string>());
+      if (!entry)
+        fail(ptr + "/name", "unknown " + reg.kind + " \"" + n.get<std::string>() + "\"; valid: " + reg.names());
+    }
+    for (const auto& [k, v] : obj.items()) {
+      if (named && k == "name") continue;
+      if (!entry->find(k)) {
+        std::string valid;
+        for (const auto& p : entry->params) valid += (valid.empty() ? "" : ", ") + p.name;
+        fail(ptr + "/" + k, "unknown parameter of " + reg.kind + " \"" + entry->name + "\"; valid: " +
+                                (valid.empty() ? "(none)" : valid));
+      }
+    }
+    std::vector<json> configs{named ? json{{"name", entry->name}} : json::object()};
+    for (const ParamSpec& spec : entry->params) {
+      std::vector<json> alts;
+      if (obj.contains(spec.name)) {
+        alts = alternatives(spec, obj[spec.name], ptr + "/" + spec.name);
+      } else {
+        if (spec.default_value.is_null() && spec.type != ParamType::kNumberOrNull)
+          fail(ptr, "missing required parameter \"" + spec.name + "\"");
+        alts = {spec.default_value.is_null() ? json(nullptr)
+                                             : check_value(spec, spec.default_value, ptr + "/" + spec.name)};
+      }
+      if (alts.size() > 1) varied.insert(reg.kind + "." + spec.name);
+      std::vector<json> next;
+      for (const json& c : configs)
+        for (const json& a : alts) {
+          json n = c;
+          n[spec.name] = a;
+          next.push_back(std::move(n));
+        }
+      configs = std::move(next);
+    }
+    return configs;
+  }
+
+  /// `origins`, when given, receives the JSON pointer of the entry each config came from.
+  std::vector<json> expand_list(const Registry& reg, const json& doc, const char* field,
+                                std::set<std::string>& varied,
+                                std::vector<std::string>* origins = nullptr) const {
+    std::string ptr = std::string("/") + field;
+    if (!doc.contains(field)) fail("", std::string("missing \"") + field + "\": a list of " + reg.kind + "s");
+    const json& list = doc[field];
+    if (!list.is_array() || list.empty())
+      fail(ptr, "expected a non-empty list of " + reg.kind + "s, got " + json_type(list));
+    std::vector<json> out;
+    for (size_t i = 0; i < list.size(); ++i) {
+      auto e = expand_entry(reg, list[i], ptr + "/" + std::to_string(i), true, varied);
+      out.insert(out.end(), e.begin(), e.end());
+      if (origins) origins->insert(origins->end(), e.size(), ptr + "/" + std::to_string(i));
+    }
+    return out;
+  }
+
+  Grid parse(const json& doc) {
+    if (!doc.is_object()) fail("", "a grid is a JSON object, got " + json_type(doc));
+    static const std::set<std::string> kTop{"name", "defaults", "datasets", "models", "optimizers", "seeds"};
+    for (const auto& [k, v] : doc.items())
+      if (!kTop.count(k))
+        fail("/" + k, "unknown key; valid: name, defaults, datasets, models, optimizers, seeds");
+
+    Grid grid;
+    grid.source = source_;
+    if (!doc.contains("name") || !doc["name"].is_string() || doc["name"].get<std::string>().empty())
+      fail("/name", "expected the grid's name, a non-empty string");
+    grid.name = doc["name"].get<std::string>();
+
+    std::set<std::string> varied;
+    std::vector<std::string> dataset_origins;
+    auto datasets_ = expand_list(datasets(), doc, "datasets", varied, &dataset_origins);
+    auto models_ = expand_list(models(), doc, "models", varied);
+    auto optimizers_ = expand_list(optimizers(), doc, "optimizers", varied);
+    auto trains = expand_entry(train_settings(), doc.value("defaults", json::object()), "/defaults",
+                               false, varied);
+
+    std::vector<int64_t> seeds{0};
+    if (doc.contains("seeds")) {
+      const json& s = doc["seeds"];
+      if (!s.is_array() || s.empty()) fail("/seeds", "expected a non-empty list of integers, got " + json_type(s));
+      seeds.clear();
+      for (size_t i = 0; i < s.size(); ++i) {
+        if (!s[i].is_number_integer())
+          fail("/seeds/" + std::to_string(i), "expected an integer, got " + json_type(s[i]));
+        seeds.push_back(s[i].get<int64_t>());
+      }
+    }
+
+    if (options_.check_data) {
+      for (size_t i = 0; i < datasets_.size(); ++i) {
+        try {
+          data::check_available(datasets_[i]);
+        } catch (const InputError& e) {
+          fail(dataset_origins[i], e.what());
+        }
+      }
+    }
+
+    std::set<std::string> keys;
+    for (const json& d : datasets_)
+      for (const json& m : models_)
+        for (const json& o : optimizers_)
+          for (const json& t : trains)
+            for (int64_t seed : seeds) {
+              Cell c;
+              c.config = {{"dataset", d}, {"model", m}, {"optimizer", o}, {"train", t}, {"seed", seed}};
+              c.key = cell_key(c.config);
+              if (!keys.insert(c.key).second) continue;  // the same experiment listed twice
+              c.label = make_label(c.config, varied);
+              grid.cells.push_back(std::move(c));
+            }
+    return grid;
+  }
+
+  static std::string make_label(const json& cfg, const std::set<std::string>& varied) {
+    std::string label = cfg["dataset"]["name"].get<std::string>() + "/" +
+                        cfg["model"]["name"].get<std::string>() + "/" +
+                        cfg["optimizer"]["name"].get<std::string>();
+    for (const std::string& v : varied) {
+      auto dot = v.find('.');
+      std::string kind = v.substr(0, dot), param = v.substr(dot + 1);
+      const json& part = kind == "setting" ? cfg["train"] : cfg[kind];
+      if (part.contains(param)) label += " " + param + "=" + part[param].dump();
+    }
+    return label + " seed=" + std::to_string(cfg["seed"].get<int64_t>());
+  }
+
+ private:
+  std::string source_;
+  GridOptions options_;
+};
+
+}  // namespace
+
+std::string cell_key(const json& config) {
+  json c = config;
+  if (c.contains("train")) c["train"].erase("device");
+  const std::string text = c.dump();  // object keys are sorted: the dump is canonical
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a 64
+  for (unsigned char ch : text) {
+    h ^= ch;
+    h *= 1099511628211ULL;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+Grid parse_grid(const json& doc, const std::string& source, const GridOptions& options) {
+  return Parser(source, options).parse(doc);
+}
+
+Grid load_grid(const std::string& path, const GridOptions& options) {
+  std::ifstream in(path);
+  if (!in) throw InputError(path + ": cannot read grid file");
+  json doc;
+  try {
+    doc = json::parse(in);
+  } catch (const json::parse_error& e) {
+    std::string msg = e.what();
+    auto pos = msg.find("parse error");
+    throw InputError(path + ": not valid JSON: " + (pos == std::string::npos ? msg : msg.substr(pos)));
+  }
+  return parse_grid(doc, path, options);
+}
+
+}  // namespace htga::experiments

@@ -1,0 +1,25 @@
+#include "optimizers/clip.h"
+
+namespace htga::optimizers {
+
+ClipResult clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
+  std::vector<torch::Tensor> norms;
+  torch::TensorOptions opts;
+  for (const auto& p : params) {
+    const auto& g = p.grad();
+    if (!g.defined()) continue;
+    norms.push_back(g.detach().norm(2));
+    opts = g.options();
+  }
+  if (norms.empty()) return {torch::zeros({}), torch::ones({})};
+  auto total = torch::stack(norms).norm(2);
+  if (max_norm <= 0) return {total, torch::ones({}, opts)};
+  auto coef = (max_norm / (total + 1e-6)).clamp_max(1.0);
+  for (const auto& p : params) {
+    auto g = p.grad();
+    if (g.defined()) g.detach().mul_(coef);
+  }
+  return {total, coef};
+}
+
+}  // namespace htga::optimizers

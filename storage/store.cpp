@@ -1,0 +1,273 @@
+#include "storage/store.h"
+
+#include <chrono>
+
+namespace htga::storage {
+
+namespace {
+
+double now_seconds() {
+  using namespace std::chrono;
+  return duration<double>(system_clock::now().time_since_epoch()).count();
+}
+
+// Version 1. Steps are keyed (run_id, step) in a WITHOUT ROWID table: the rows are stored in key
+// order, which is the order every query reads them in.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE runs (
+  id INTEGER PRIMARY KEY,
+  cell_key TEXT NOT NULL UNIQUE,
+  grid TEXT NOT NULL,
+  config TEXT NOT NULL,
+  status TEXT NOT NULL,
+  error TEXT,
+  dataset TEXT NOT NULL,
+  model TEXT NOT NULL,
+  optimizer TEXT NOT NULL,
+  seed INTEGER NOT NULL,
+  device TEXT,
+  started_at REAL,
+  finished_at REAL,
+  test_acc REAL,
+  test_loss REAL,
+  train_time_s REAL,
+  steps INTEGER,
+  htga_version TEXT,
+  torch_version TEXT
+);
+CREATE INDEX runs_group ON runs(dataset, model, optimizer);
+CREATE TABLE steps (
+  run_id INTEGER NOT NULL REFERENCES runs(id),
+  step INTEGER NOT NULL,
+  epoch INTEGER NOT NULL,
+  loss REAL,
+  train_acc REAL,
+  lr REAL,
+  alpha_hat REAL,
+  grad_norm REAL,
+  PRIMARY KEY (run_id, step)
+) WITHOUT ROWID;
+CREATE TABLE evals (
+  run_id INTEGER NOT NULL REFERENCES runs(id),
+  epoch INTEGER NOT NULL,
+  step INTEGER NOT NULL,
+  split TEXT NOT NULL,
+  loss REAL,
+  acc REAL,
+  PRIMARY KEY (run_id, epoch, split)
+) WITHOUT ROWID;
+)sql";
+
+}  // namespace
+
+Store::Store(const std::string& path) : db_(path) {
+  db_.exec("PRAGMA journal_mode=WAL");
+  db_.exec("PRAGMA synchronous=NORMAL");
+  db_.exec("PRAGMA foreign_keys=ON");
+  migrate();
+}
+
+void Store::migrate() {
+  int version = 0;
+  {
+    Statement q(db_, "PRAGMA user_version");
+    if (q.step()) version = static_cast<int>(q.get_int(0));
+  }
+  if (version > kSchemaVersion)
+    throw OpenError(db_.path() + ": database schema version " + std::to_string(version) +
+                    " is newer than this htga understands (" + std::to_string(kSchemaVersion) +
+                    "); upgrade htga");
+  if (version == kSchemaVersion) return;
+  Transaction tx(db_);
+  if (version == 0) {
+    // A version-0 file must be empty: never write our schema into someone else's database.
+    Statement q(db_, "SELECT count(*) FROM sqlite_master");
+    if (q.step() && q.get_int(0) != 0)
+      throw OpenError(db_.path() + ": not an htga database (it has tables but no htga schema)");
+    db_.exec(kSchemaV1);
+  }
+  db_.exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
+  tx.commit();
+}
+
+namespace {
+constexpr const char* kRunColumns =
+    "id, cell_key, grid, config, status, error, dataset, model, optimizer, seed, device, "
+    "started_at, finished_at, test_acc, test_loss, train_time_s, steps, htga_version, "
+    "torch_version";
+
+RunRecord read_run(const Statement& q) {
+  RunRecord r;
+  r.id = q.get_int(0);
+  r.cell_key = q.get_text(1);
+  r.grid = q.get_text(2);
+  r.config_json = q.get_text(3);
+  r.status = q.get_text(4);
+  r.error = q.get_text(5);
+  r.dataset = q.get_text(6);
+  r.model = q.get_text(7);
+  r.optimizer = q.get_text(8);
+  r.seed = q.get_int(9);
+  r.device = q.get_text(10);
+  r.started_at = q.get_double(11);
+  r.finished_at = q.get_double(12);
+  r.test_acc = q.get_double(13);
+  r.test_loss = q.get_double(14);
+  r.train_time_s = q.get_double(15);
+  r.steps = q.get_int(16);
+  r.htga_version = q.get_text(17);
+  r.torch_version = q.get_text(18);
+  return r;
+}
+}  // namespace
+
+std::optional<RunRecord> Store::find_run(const std::string& cell_key) {
+  Statement q(db_, (std::string("SELECT ") + kRunColumns + " FROM runs WHERE cell_key = ?1").c_str());
+  q.bind(1, cell_key);
+  if (!q.step()) return std::nullopt;
+  return read_run(q);
+}
+
+int64_t Store::begin_run(const RunRecord& run) {
+  Transaction tx(db_);
+  int64_t id = 0;
+  {
+    Statement q(db_, "SELECT id FROM runs WHERE cell_key = ?1");
+    q.bind(1, run.cell_key);
+    if (q.step()) id = q.get_int(0);
+  }
+  if (id != 0) {
+    for (const char* sql : {"DELETE FROM steps WHERE run_id = ?1", "DELETE FROM evals WHERE run_id = ?1"}) {
+      Statement d(db_, sql);
+      d.bind(1, id);
+      d.run();
+    }
+    Statement u(db_,
+                "UPDATE runs SET status = 'running', error = NULL, device = ?2, started_at = ?3, "
+                "finished_at = NULL, test_acc = NULL, test_loss = NULL, train_time_s = NULL, "
+                "steps = 0, htga_version = ?4, torch_version = ?5, grid = ?6 WHERE id = ?1");
+    u.bind(1, id);
+    u.bind(2, run.device);
+    u.bind(3, now_seconds());
+    u.bind(4, run.htga_version);
+    u.bind(5, run.torch_version);
+    u.bind(6, run.grid);
+    u.run();
+  } else {
+    Statement ins(db_,
+                  "INSERT INTO runs (cell_key, grid, config, status, dataset, model, optimizer, "
+                  "seed, device, started_at, steps, htga_version, torch_version) "
+                  "VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11)");
+    ins.bind(1, run.cell_key);
+    ins.bind(2, run.grid);
+    ins.bind(3, run.config_json);
+    ins.bind(4, run.dataset);
+    ins.bind(5, run.model);
+    ins.bind(6, run.optimizer);
+    ins.bind(7, run.seed);
+    ins.bind(8, run.device);
+    ins.bind(9, now_seconds());
+    ins.bind(10, run.htga_version);
+    ins.bind(11, run.torch_version);
+    ins.run();
+    id = db_.last_insert_rowid();
+  }
+  tx.commit();
+  return id;
+}
+
+void Store::append_steps(int64_t run_id, const std::vector<StepRow>& rows) {
+  if (rows.empty()) return;
+  Transaction tx(db_);
+  Statement ins(db_,
+                "INSERT INTO steps (run_id, step, epoch, loss, train_acc, lr, alpha_hat, grad_norm) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+  for (const StepRow& r : rows) {
+    ins.bind(1, run_id);
+    ins.bind(2, r.step);
+    ins.bind(3, r.epoch);
+    ins.bind(4, r.loss);
+    ins.bind(5, r.train_acc);
+    ins.bind(6, r.lr);
+    ins.bind(7, r.alpha_hat);
+    ins.bind(8, r.grad_norm);
+    ins.run();
+  }
+  tx.commit();
+}
+
+void Store::add_eval(int64_t run_id, const EvalRow& row) {
+  Statement ins(db_,
+                "INSERT OR REPLACE INTO evals (run_id, epoch, step, split, loss, acc) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+  ins.bind(1, run_id);
+  ins.bind(2, row.epoch);
+  ins.bind(3, row.step);
+  ins.bind(4, row.split);
+  ins.bind(5, row.loss);
+  ins.bind(6, row.acc);
+  ins.run();
+}
+
+void Store::finish_run(int64_t run_id, const std::string& status, double test_acc,
+                       double test_loss, int64_t steps, double train_time_s,
+                       const std::string& error) {
+  Statement u(db_,
+              "UPDATE runs SET status = ?2, test_acc = ?3, test_loss = ?4, steps = ?5, "
+              "train_time_s = ?6, error = ?7, finished_at = ?8 WHERE id = ?1");
+  u.bind(1, run_id);
+  u.bind(2, status);
+  u.bind(3, test_acc);
+  u.bind(4, test_loss);
+  u.bind(5, steps);
+  u.bind(6, train_time_s);
+  if (error.empty())
+    u.bind_null(7);
+  else
+    u.bind(7, error);
+  u.bind(8, now_seconds());
+  u.run();
+}
+
+std::vector<RunRecord> Store::runs() {
+  Statement q(db_, (std::string("SELECT ") + kRunColumns + " FROM runs ORDER BY id").c_str());
+  std::vector<RunRecord> out;
+  while (q.step()) out.push_back(read_run(q));
+  return out;
+}
+
+void Store::for_each_step(const std::function<void(int64_t, const StepRow&)>& fn) {
+  Statement q(db_,
+              "SELECT run_id, step, epoch, loss, train_acc, lr, alpha_hat, grad_norm FROM steps "
+              "ORDER BY run_id, step");
+  while (q.step()) {
+    StepRow r;
+    r.step = q.get_int(1);
+    r.epoch = q.get_int(2);
+    r.loss = q.get_double(3);
+    r.train_acc = q.get_double(4);
+    r.lr = q.get_double(5);
+    r.alpha_hat = q.get_double(6);
+    r.grad_norm = q.get_double(7);
+    fn(q.get_int(0), r);
+  }
+}
+
+std::vector<EvalRow> Store::evals(int64_t run_id) {
+  Statement q(db_,
+              "SELECT epoch, step, split, loss, acc FROM evals WHERE run_id = ?1 ORDER BY epoch, split");
+  q.bind(1, run_id);
+  std::vector<EvalRow> out;
+  while (q.step()) {
+    EvalRow r;
+    r.epoch = q.get_int(0);
+    r.step = q.get_int(1);
+    r.split = q.get_text(2);
+    r.loss = q.get_double(3);
+    r.acc = q.get_double(4);
+    out.push_back(r);
+  }
+  return out;
+}
+
+}  // namespace htga::storage

@@ -1,0 +1,83 @@
+#pragma once
+// The result database: runs, per-step rows and evaluations. SQLite only; no LibTorch here.
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "storage/sqlite.h"
+
+namespace htga::storage {
+
+/// Schema version written to PRAGMA user_version; a newer database is refused.
+constexpr int kSchemaVersion = 1;
+
+/// One cell of a grid as stored. Metrics that are not known yet are NaN.
+struct RunRecord {
+  int64_t id = 0;
+  std::string cell_key;     // hash of the canonical cell config
+  std::string grid;         // grid name
+  std::string config_json;  // canonical cell config
+  std::string status;       // running, finished, failed, diverged
+  std::string error;        // why a run failed or diverged
+  std::string dataset, model, optimizer;
+  int64_t seed = 0;
+  std::string device;  // device the run used (cpu, cuda:0)
+  double started_at = 0, finished_at = 0;  // unix seconds
+  double test_acc = 0, test_loss = 0;      // final test metrics (NaN when unknown)
+  double train_time_s = 0;                 // seconds spent training and evaluating
+  int64_t steps = 0;                       // optimizer steps taken
+  std::string htga_version, torch_version;
+};
+
+/// One optimizer step. NaN is stored as NULL.
+struct StepRow {
+  int64_t step = 0;  // 0-based, counts across epochs
+  int64_t epoch = 0;
+  double loss = 0, train_acc = 0, lr = 0, alpha_hat = 0, grad_norm = 0;
+};
+
+/// An evaluation at the end of an epoch.
+struct EvalRow {
+  int64_t epoch = 0;
+  int64_t step = 0;        // steps taken when evaluated
+  std::string split;       // "test" (later: "val")
+  double loss = 0, acc = 0;
+};
+
+class Store {
+ public:
+  /// Opens or creates the database, switches it to WAL and brings its schema up to date.
+  explicit Store(const std::string& path);
+
+  const std::string& path() const { return db_.path(); }
+
+  /// The run stored under a cell key, if any.
+  std::optional<RunRecord> find_run(const std::string& cell_key);
+
+  /// Starts (or restarts) the run of a cell: inserts it, or, for a run that did not finish,
+  /// deletes its old step and evaluation rows and marks it running again. Returns the run id.
+  int64_t begin_run(const RunRecord& run);
+
+  /// Appends step rows in one transaction.
+  void append_steps(int64_t run_id, const std::vector<StepRow>& rows);
+  void add_eval(int64_t run_id, const EvalRow& row);
+
+  /// Closes a run with its status (finished, failed, diverged) and final metrics.
+  void finish_run(int64_t run_id, const std::string& status, double test_acc, double test_loss,
+                  int64_t steps, double train_time_s, const std::string& error);
+
+  /// All runs, in id order.
+  std::vector<RunRecord> runs();
+  /// Calls `fn(run_id, row)` for each step row, ordered by run and step.
+  void for_each_step(const std::function<void(int64_t, const StepRow&)>& fn);
+  std::vector<EvalRow> evals(int64_t run_id);
+
+ private:
+  void migrate();
+  Database db_;
+};
+
+}  // namespace htga::storage

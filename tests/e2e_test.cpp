@@ -1,0 +1,178 @@
+// End to end: the htga binary on a tiny grid of real Fashion-MNIST (installed by scripts/setup).
+
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "storage/store.h"
+#include "test_util.h"
+
+using htga::test::TempDir;
+using htga::test::write_text;
+
+namespace {
+
+struct Result {
+  int code = -1;
+  std::string out;  // stdout and stderr together
+};
+
+Result htga_cmd(const std::string& args, const TempDir& dir) {
+  const std::string log = dir.file("cmd.log");
+  const std::string cmd = std::string(HTGA_BINARY) + " " + args + " > " + log + " 2>&1";
+  int status = std::system(cmd.c_str());
+  Result r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream in(log);
+  std::stringstream s;
+  s << in.rdbuf();
+  r.out = s.str();
+  return r;
+}
+
+int lines_of(const std::string& text) { return static_cast<int>(std::count(text.begin(), text.end(), '\n')); }
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+const char* kTinyGrid = R"({
+  "name": "tiny",
+  "defaults": {"epochs": 1, "batch_size": 128, "device": "cpu"},
+  "datasets": [{"name": "fashion-mnist", "train_size": 512}],
+  "models": [{"name": "mlp", "hidden": [64]}],
+  "optimizers": [
+    {"name": "sgd-clip", "lr": 0.1, "clip_norm": 1.0},
+    {"name": "htga", "lr": 0.1, "alpha0": 1.5, "beta": 1.0, "clip_norm": 1.0, "warmup_steps": 1}
+  ],
+  "seeds": [0]
+})";
+
+}  // namespace
+
+TEST_CASE("a tiny grid runs end to end, then report and export read it", "[e2e]") {
+  REQUIRE(std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"));
+  TempDir dir("e2e");
+  const std::string db = dir.file("res/htga.db");
+  write_text(dir.file("tiny.json"), kTinyGrid);
+
+  auto run = htga_cmd("run grid " + dir.file("tiny.json") + " --db " + db, dir);
+  INFO(run.out);
+  REQUIRE(run.code == 0);
+  {
+    htga::storage::Store store(db);
+    auto runs = store.runs();
+    REQUIRE(runs.size() == 2);
+    for (const auto& r : runs) {
+      CHECK(r.status == "finished");
+      CHECK(r.steps == 4);  // 512 / 128
+      CHECK(r.device == "cpu");
+      CHECK(r.test_acc > 0.3);  // chance is 0.1
+      CHECK(r.test_acc <= 1.0);
+      CHECK(store.evals(r.id).size() == 1);
+    }
+    int steps = 0, alphas = 0;
+    store.for_each_step([&](int64_t run_id, const htga::storage::StepRow& s) {
+      ++steps;
+      alphas += std::isfinite(s.alpha_hat) ? 1 : 0;
+      CHECK(std::isfinite(s.loss));
+      CHECK(s.grad_norm > 0);
+      if (runs[0].id == run_id) CHECK(s.lr == Approx(0.1));  // sgd-clip: constant rate
+    });
+    CHECK(steps == 8);
+    CHECK(alphas == 6);  // every step but the first of each run (no gradient mean yet)
+  }
+
+  // A second run skips what is finished and writes nothing.
+  auto again = htga_cmd("run grid " + dir.file("tiny.json") + " --db " + db, dir);
+  CHECK(again.code == 0);
+  CHECK(again.out.find("2 skipped") != std::string::npos);
+  CHECK(htga::storage::Store(db).runs().size() == 2);
+
+  auto report = htga_cmd("report --compare sgd-clip --db " + db, dir);
+  INFO(report.out);
+  CHECK(report.code == 0);
+  CHECK(report.out.find("baseline: sgd-clip") != std::string::npos);
+  CHECK(report.out.find("htga") != std::string::npos);
+
+  auto steps = htga_cmd("export steps --db " + db + " --out " + dir.file("steps.csv"), dir);
+  CHECK(steps.code == 0);
+  const std::string steps_csv = read_file(dir.file("steps.csv"));
+  CHECK(steps_csv.rfind("run_id,step,epoch,loss,train_acc,lr,alpha_hat,grad_norm\n", 0) == 0);
+  CHECK(lines_of(steps_csv) == 9);
+
+  auto runs = htga_cmd("export runs --db " + db + " --out " + dir.file("runs.csv"), dir);
+  CHECK(runs.code == 0);
+  const std::string runs_csv = read_file(dir.file("runs.csv"));
+  CHECK(runs_csv.rfind("run_id,grid,status,dataset,model,optimizer,seed,test_acc,test_loss,", 0) == 0);
+  CHECK(runs_csv.find("optimizer.lr") != std::string::npos);
+  CHECK(runs_csv.find("dataset.train_size") != std::string::npos);
+  CHECK(lines_of(runs_csv) == 3);
+
+  // The CSVs read with pandas, with the values we stored.
+  const std::string py = "/usr/bin/python3 -c \"import pandas as pd; s = pd.read_csv('" + dir.file("steps.csv") +
+                         "'); r = pd.read_csv('" + dir.file("runs.csv") +
+                         "'); assert len(s) == 8 and len(r) == 2; assert (r['dataset.train_size'] == 512).all();"
+                         " assert s['alpha_hat'].notna().sum() == 6\"";
+  CHECK(std::system(py.c_str()) == 0);
+}
+
+TEST_CASE("bad input: one line, exit code 2, nothing written", "[e2e]") {
+  TempDir dir("e2ebad");
+  const std::string db = dir.file("htga.db");
+
+  write_text(dir.file("broken.json"), "{\"name\": \"x\", \"datasets\": [");
+  auto r = htga_cmd("run grid " + dir.file("broken.json") + " --db " + db, dir);
+  CHECK(r.code == 2);
+  CHECK(lines_of(r.out) == 1);
+  CHECK(r.out.find(dir.file("broken.json") + ": not valid JSON") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(db));
+
+  std::string grid = kTinyGrid;
+  write_text(dir.file("unknown.json"), grid.replace(grid.find("\"htga\""), 6, "\"htgax\""));
+  r = htga_cmd("run grid " + dir.file("unknown.json") + " --db " + db, dir);
+  CHECK(r.code == 2);
+  CHECK(lines_of(r.out) == 1);
+  CHECK(r.out.find("/optimizers/1/name: unknown optimizer \"htgax\"; valid: sgd, sgd-clip, htga") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(db));
+
+  grid = kTinyGrid;
+  write_text(dir.file("nodata.json"),
+             grid.replace(grid.find("\"train_size\""), 0, "\"path\": \"" + dir.file("nowhere") + "\", "));
+  r = htga_cmd("run grid " + dir.file("nodata.json") + " --db " + db, dir);
+  CHECK(r.code == 2);
+  CHECK(lines_of(r.out) == 1);
+  CHECK(r.out.find("dataset folder not found") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(db));
+
+  r = htga_cmd("run grid " + dir.file("missing.json") + " --db " + db, dir);
+  CHECK(r.code == 2);
+  CHECK(r.out.find("cannot read grid file") != std::string::npos);
+
+  r = htga_cmd("report --db " + db, dir);
+  CHECK(r.code == 2);
+  CHECK(r.out.find("no such database") != std::string::npos);
+
+  r = htga_cmd("run gird x.json", dir);  // a typo in the subcommand
+  CHECK(r.code == 2);
+}
+
+TEST_CASE("help and list", "[e2e]") {
+  TempDir dir("e2ehelp");
+  auto r = htga_cmd("--help", dir);
+  CHECK(r.code == 0);
+  CHECK(r.out.find("report") != std::string::npos);
+  r = htga_cmd("run grid --help", dir);
+  CHECK(r.code == 0);
+  CHECK(r.out.find("--dry-run") != std::string::npos);
+  r = htga_cmd("list", dir);
+  CHECK(r.code == 0);
+  for (const char* name : {"fashion-mnist", "mlp", "sgd-clip", "htga", "hill", "alpha0"})
+    CHECK(r.out.find(name) != std::string::npos);
+}

@@ -1,0 +1,83 @@
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "estimators/hill.h"
+#include "estimators/noise.h"
+
+using htga::estimators::hill;
+
+namespace {
+
+/// Symmetric Pareto samples: |X| = U^(-1/alpha) (P(|X| > x) = x^-alpha for x >= 1), random sign.
+torch::Tensor pareto(double alpha, int64_t n, uint64_t seed) {
+  auto gen = at::detail::createCPUGenerator(seed);
+  auto u = 1.0 - torch::rand({n}, gen, torch::kFloat64);  // (0, 1]
+  auto sign = torch::randint(0, 2, {n}, gen, torch::kFloat64).mul(2).sub(1);
+  return u.pow(-1.0 / alpha).mul(sign);
+}
+
+/// The formula written out directly, in double precision on a full sort.
+double hill_reference(const torch::Tensor& x, int64_t k) {
+  auto t = x.abs().to(torch::kFloat64).contiguous();
+  std::vector<double> v(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
+  std::sort(v.begin(), v.end(), std::greater<double>());
+  double s = 0;
+  for (int64_t i = 0; i < k; ++i) s += std::log(v[i] / v[k]);
+  return static_cast<double>(k) / s;
+}
+
+}  // namespace
+
+TEST_CASE("default k is floor(sqrt(n))", "[estimators]") {
+  CHECK(htga::estimators::hill_default_k(1000000) == 1000);
+  CHECK(htga::estimators::hill_default_k(999999) == 999);
+  CHECK(htga::estimators::hill_default_k(10) == 3);
+}
+
+TEST_CASE("Hill recovers the tail index of Pareto samples", "[estimators]") {
+  const int64_t n = 1000000;  // k = 1000, standard error alpha / sqrt(k) ~ 3.2%
+  for (double alpha : {0.8, 1.5, 3.0}) {
+    auto x = pareto(alpha, n, /*seed=*/42);
+    const double est = hill(x).item<double>();
+    INFO("alpha = " << alpha << ", estimate = " << est);
+    CHECK(std::abs(est - alpha) / alpha < 0.1);
+    CHECK(est == Approx(hill_reference(x, 1000)).epsilon(1e-3));
+    CHECK(hill(x.to(torch::kFloat32)).item<double>() == Approx(est).epsilon(1e-3));
+  }
+}
+
+TEST_CASE("Hill with an explicit k matches the reference formula", "[estimators]") {
+  auto x = pareto(1.2, 5000, 3);
+  for (int64_t k : {1, 10, 100, 4999}) CHECK(hill(x, k).item<double>() == Approx(hill_reference(x, k)).epsilon(1e-3));
+}
+
+TEST_CASE("Hill is NaN, not an exception, on degenerate input", "[estimators]") {
+  CHECK(std::isnan(hill(torch::zeros({1000})).item<float>()));
+  CHECK(std::isnan(hill(torch::full({1000}, 3.0)).item<float>()));
+  CHECK(std::isnan(hill(torch::ones({1})).item<float>()));
+  CHECK(std::isnan(hill(torch::ones({4}), 10).item<float>()));
+  auto x = pareto(1.5, 1000, 1).to(torch::kFloat32);
+  x[5] = std::numeric_limits<float>::quiet_NaN();
+  CHECK(std::isnan(hill(x).item<float>()));
+  x[5] = std::numeric_limits<float>::infinity();
+  CHECK(std::isnan(hill(x).item<float>()));
+  // Mostly zeros: X(k+1) = 0.
+  auto sparse = torch::zeros({10000});
+  sparse.narrow(0, 0, 50).fill_(1.5);
+  CHECK(std::isnan(hill(sparse).item<float>()));
+}
+
+TEST_CASE("the EMA noise source returns g_t - m_{t-1}", "[estimators]") {
+  htga::estimators::EmaNoise noise(0.5);
+  auto a = torch::tensor({1.0f, 2.0f}), b = torch::tensor({3.0f});
+  CHECK_FALSE(noise.observe({a, b}).defined());  // no mean yet
+  auto n1 = noise.observe({torch::tensor({3.0f, 2.0f}), torch::tensor({1.0f})});
+  CHECK(n1.allclose(torch::tensor({2.0f, 0.0f, -2.0f})));
+  // m = 0.5 * (1, 2, 3) + 0.5 * (3, 2, 1) = (2, 2, 2)
+  auto n2 = noise.observe({torch::tensor({2.0f, 4.0f}), torch::tensor({0.0f})});
+  CHECK(n2.allclose(torch::tensor({0.0f, 2.0f, -2.0f})));
+  CHECK(a.allclose(torch::tensor({1.0f, 2.0f})));  // inputs untouched
+}
