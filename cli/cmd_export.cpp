@@ -1,5 +1,4 @@
 #include <CLI/CLI.hpp>
-
 #include <filesystem>
 #include <iostream>
 #include <set>
@@ -29,8 +28,7 @@ long run_export(const ExportOptions& options) {
     std::string chunk;
     store.for_each_step([&](int64_t run_id, const storage::StepRow& r) {
       chunk += csv_line({std::to_string(run_id), std::to_string(r.step), std::to_string(r.epoch), csv_number(r.loss),
-                         csv_number(r.train_acc), csv_number(r.lr), csv_number(r.alpha_hat),
-                         csv_number(r.grad_norm)});
+                         csv_number(r.train_acc), csv_number(r.lr), csv_number(r.alpha_hat), csv_number(r.grad_norm)});
       if (chunk.size() > (1 << 20)) {
         file.write(chunk);
         chunk.clear();
@@ -47,18 +45,26 @@ long run_export(const ExportOptions& options) {
       flat[i].erase("seed");  // a fixed column already
       for (const auto& [k, v] : flat[i]) config_columns.insert(k);
     }
-    std::vector<std::string> header{"run_id", "grid",  "status",  "dataset",      "model", "optimizer",
-                                    "seed",   "test_acc", "test_loss", "train_time_s", "steps", "device",
-                                    "cell_key", "error"};
+    std::vector<std::string> header{"run_id",   "grid",      "status",       "dataset", "model",  "optimizer", "seed",
+                                    "test_acc", "test_loss", "train_time_s", "steps",   "device", "cell_key",  "error"};
     header.insert(header.end(), config_columns.begin(), config_columns.end());
     file.write(csv_line(header));
     for (size_t i = 0; i < runs.size(); ++i) {
       const auto& r = runs[i];
-      std::vector<std::string> line{std::to_string(r.id), r.grid,          r.status,
-                                    r.dataset,            r.model,         r.optimizer,
-                                    std::to_string(r.seed), csv_number(r.test_acc), csv_number(r.test_loss),
-                                    csv_number(r.train_time_s), std::to_string(r.steps), r.device,
-                                    r.cell_key,           r.error};
+      std::vector<std::string> line{std::to_string(r.id),
+                                    r.grid,
+                                    r.status,
+                                    r.dataset,
+                                    r.model,
+                                    r.optimizer,
+                                    std::to_string(r.seed),
+                                    csv_number(r.test_acc),
+                                    csv_number(r.test_loss),
+                                    csv_number(r.train_time_s),
+                                    std::to_string(r.steps),
+                                    r.device,
+                                    r.cell_key,
+                                    r.error};
       for (const auto& c : config_columns) {
         auto it = flat[i].find(c);
         line.push_back(it == flat[i].end() ? "" : it->second);

@@ -1,6 +1,6 @@
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cmath>
 #include <iostream>
@@ -19,9 +19,9 @@ using nlohmann::json;
 namespace {
 
 struct Row {
-  std::string optimizer;               // name
-  json config;                         // optimizer config
-  std::map<int64_t, double> acc;       // seed -> test accuracy of finished runs
+  std::string optimizer;          // name
+  json config;                    // optimizer config
+  std::map<int64_t, double> acc;  // seed -> test accuracy of finished runs
   int runs = 0, diverged = 0, failed = 0;
   double mean = NAN, sd = NAN;
   std::string label;
@@ -55,7 +55,9 @@ std::string params_text(const json& cfg, const std::set<std::string>& keys) {
   return out;
 }
 
-std::string pct(double v, int decimals = 2) { return std::isfinite(v) ? fmt::format("{:.{}f}", 100 * v, decimals) : "-"; }
+std::string pct(double v, int decimals = 2) {
+  return std::isfinite(v) ? fmt::format("{:.{}f}", 100 * v, decimals) : "-";
+}
 
 }  // namespace
 
@@ -99,7 +101,8 @@ void run_report(const ReportOptions& options, std::ostream& out) {
   if (!optimizer_names.count(options.compare)) {
     std::string have;
     for (const auto& n : optimizer_names) have += (have.empty() ? "" : ", ") + n;
-    throw InputError(options.db_path + ": --compare " + options.compare + ": no runs of that optimizer; the database has: " + have);
+    throw InputError(options.db_path + ": --compare " + options.compare +
+                     ": no runs of that optimizer; the database has: " + have);
   }
 
   if (options.format == "csv")
@@ -154,14 +157,14 @@ void run_report(const ReportOptions& options, std::ostream& out) {
                          csv_number(row.sd), csv_number(diff), std::to_string(pairs)});
         continue;
       }
-      std::string diff_text = &row == base ? "baseline"
+      std::string diff_text = &row == base          ? "baseline"
                               : std::isfinite(diff) ? fmt::format("{:+.2f} ({}p)", 100 * diff, pairs)
                                                     : "-";
       std::string notes;
       if (row.diverged) notes += fmt::format("  {} diverged", row.diverged);
       if (row.failed) notes += fmt::format("  {} failed", row.failed);
-      out << fmt::format("  {:<10} {:<34} {:>5} {:>9} {:>7} {:>13}{}\n", row.optimizer, row.label, seeds,
-                         pct(row.mean), pct(row.sd), diff_text, notes);
+      out << fmt::format("  {:<10} {:<34} {:>5} {:>9} {:>7} {:>13}{}\n", row.optimizer, row.label, seeds, pct(row.mean),
+                         pct(row.sd), diff_text, notes);
     }
     if (options.format == "table") out << "\n";
   }

@@ -35,7 +35,7 @@ void run_report(const ReportOptions& options, std::ostream& out);
 struct ExportOptions {
   std::string what;  // steps or runs
   std::string db_path = kDefaultDb;
-  std::string out;   // CSV path (default results/<what>.csv)
+  std::string out;  // CSV path (default results/<what>.csv)
 };
 /// Writes the CSV; returns the number of data rows.
 long run_export(const ExportOptions& options);

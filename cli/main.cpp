@@ -2,7 +2,6 @@
 // turns exceptions into one line on stderr and an exit code (2 bad input, 1 failure).
 
 #include <CLI/CLI.hpp>
-
 #include <iostream>
 #include <stdexcept>
 

@@ -46,11 +46,11 @@ class Parser {
       bool low = spec.min_exclusive ? x <= spec.min : x < spec.min;
       bool high = spec.max_exclusive ? x >= spec.max : x > spec.max;
       if (low)
-        fail(ptr, "must be " + std::string(spec.min_exclusive ? "> " : ">= ") + fmt_bound(spec.min) +
-                      ", got " + v.dump());
+        fail(ptr,
+             "must be " + std::string(spec.min_exclusive ? "> " : ">= ") + fmt_bound(spec.min) + ", got " + v.dump());
       if (high)
-        fail(ptr, "must be " + std::string(spec.max_exclusive ? "< " : "<= ") + fmt_bound(spec.max) +
-                      ", got " + v.dump());
+        fail(ptr,
+             "must be " + std::string(spec.max_exclusive ? "< " : "<= ") + fmt_bound(spec.max) + ", got " + v.dump());
     };
     switch (spec.type) {
       case ParamType::kNumberOrNull:
@@ -105,8 +105,8 @@ class Parser {
 
   /// Expands one entry object ({"name": ..., params...}) of a registry into canonical configs.
   /// `varied` collects "kind.param" for parameters given as lists of several values.
-  std::vector<json> expand_entry(const Registry& reg, const json& obj, const std::string& ptr,
-                                 bool named, std::set<std::string>& varied) const {
+  std::vector<json> expand_entry(const Registry& reg, const json& obj, const std::string& ptr, bool named,
+                                 std::set<std::string>& varied) const {
     if (!obj.is_object()) fail(ptr, "expected an object, got " + json_type(obj));
     const Entry* entry = &reg.entries.front();
     if (named) {
@@ -122,8 +122,8 @@ class Parser {
       if (!entry->find(k)) {
         std::string valid;
         for (const auto& p : entry->params) valid += (valid.empty() ? "" : ", ") + p.name;
-        fail(ptr + "/" + k, "unknown parameter of " + reg.kind + " \"" + entry->name + "\"; valid: " +
-                                (valid.empty() ? "(none)" : valid));
+        fail(ptr + "/" + k, "unknown parameter of " + reg.kind + " \"" + entry->name +
+                                "\"; valid: " + (valid.empty() ? "(none)" : valid));
       }
     }
     std::vector<json> configs{named ? json{{"name", entry->name}} : json::object()};
@@ -151,8 +151,7 @@ class Parser {
   }
 
   /// `origins`, when given, receives the JSON pointer of the entry each config came from.
-  std::vector<json> expand_list(const Registry& reg, const json& doc, const char* field,
-                                std::set<std::string>& varied,
+  std::vector<json> expand_list(const Registry& reg, const json& doc, const char* field, std::set<std::string>& varied,
                                 std::vector<std::string>* origins = nullptr) const {
     std::string ptr = std::string("/") + field;
     if (!doc.contains(field)) fail("", std::string("missing \"") + field + "\": a list of " + reg.kind + "s");
@@ -172,8 +171,7 @@ class Parser {
     if (!doc.is_object()) fail("", "a grid is a JSON object, got " + json_type(doc));
     static const std::set<std::string> kTop{"name", "defaults", "datasets", "models", "optimizers", "seeds"};
     for (const auto& [k, v] : doc.items())
-      if (!kTop.count(k))
-        fail("/" + k, "unknown key; valid: name, defaults, datasets, models, optimizers, seeds");
+      if (!kTop.count(k)) fail("/" + k, "unknown key; valid: name, defaults, datasets, models, optimizers, seeds");
 
     Grid grid;
     grid.source = source_;
@@ -186,8 +184,7 @@ class Parser {
     auto datasets_ = expand_list(datasets(), doc, "datasets", varied, &dataset_origins);
     auto models_ = expand_list(models(), doc, "models", varied);
     auto optimizers_ = expand_list(optimizers(), doc, "optimizers", varied);
-    auto trains = expand_entry(train_settings(), doc.value("defaults", json::object()), "/defaults",
-                               false, varied);
+    auto trains = expand_entry(train_settings(), doc.value("defaults", json::object()), "/defaults", false, varied);
 
     std::vector<int64_t> seeds{0};
     if (doc.contains("seeds")) {
@@ -228,9 +225,8 @@ class Parser {
   }
 
   static std::string make_label(const json& cfg, const std::set<std::string>& varied) {
-    std::string label = cfg["dataset"]["name"].get<std::string>() + "/" +
-                        cfg["model"]["name"].get<std::string>() + "/" +
-                        cfg["optimizer"]["name"].get<std::string>();
+    std::string label = cfg["dataset"]["name"].get<std::string>() + "/" + cfg["model"]["name"].get<std::string>() +
+                        "/" + cfg["optimizer"]["name"].get<std::string>();
     for (const std::string& v : varied) {
       auto dot = v.find('.');
       std::string kind = v.substr(0, dot), param = v.substr(dot + 1);
@@ -250,7 +246,7 @@ class Parser {
 std::string cell_key(const json& config) {
   json c = config;
   if (c.contains("train")) c["train"].erase("device");
-  const std::string text = c.dump();  // object keys are sorted: the dump is canonical
+  const std::string text = c.dump();    // object keys are sorted: the dump is canonical
   uint64_t h = 1469598103934665603ULL;  // FNV-1a 64
   for (unsigned char ch : text) {
     h ^= ch;

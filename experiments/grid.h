@@ -6,10 +6,9 @@
 // expands as a cartesian product. Each cell's config is canonical: every parameter present,
 // defaults filled in, numbers normalised, so that its key (a hash of the config) is stable.
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace htga::experiments {
 

@@ -3,10 +3,9 @@
 // defaults and ranges. `htga list` prints these tables; the grid parser validates against them.
 
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace htga::experiments {
 
@@ -24,10 +23,10 @@ struct ParamSpec {
   nlohmann::json default_value;  // null = required when the type is not kNumberOrNull
   std::string help;
   double min = -std::numeric_limits<double>::infinity();  // smallest valid value
-  bool min_exclusive = false;                               // value must be > min
-  std::vector<std::string> choices;                         // for kString
-  double max = std::numeric_limits<double>::infinity();     // largest valid value
-  bool max_exclusive = false;                               // value must be < max
+  bool min_exclusive = false;                             // value must be > min
+  std::vector<std::string> choices;                       // for kString
+  double max = std::numeric_limits<double>::infinity();   // largest valid value
+  bool max_exclusive = false;                             // value must be < max
 };
 
 struct Entry {

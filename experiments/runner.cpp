@@ -89,8 +89,8 @@ Evaluation evaluate(torch::nn::AnyModule& model, torch::nn::Module& module, cons
 
 }  // namespace
 
-CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::Device& device,
-                       storage::Store& store, int64_t run_id, int64_t flush_every) {
+CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::Device& device, storage::Store& store,
+                       int64_t run_id, int64_t flush_every) {
   const json& cfg = cell.config;
   const json& opt = cfg["optimizer"];
   const json& train = cfg["train"];
@@ -189,7 +189,8 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
       sgd.step(lr);
 
       auto acc = logits.detach().argmax(1).eq(y).sum().to(torch::kFloat32) / static_cast<double>(len);
-      pending.push_back(torch::stack({loss.detach().to(torch::kFloat32), acc, lr, alpha, clip.total_norm.to(torch::kFloat32)}));
+      pending.push_back(
+          torch::stack({loss.detach().to(torch::kFloat32), acc, lr, alpha, clip.total_norm.to(torch::kFloat32)}));
       pending_epoch.push_back(epoch);
       ++step;
       if (static_cast<int64_t>(pending.size()) >= flush_every && !flush()) {

@@ -15,12 +15,12 @@
 namespace htga::experiments {
 
 struct RunOptions {
-  std::string grid_path;                   // grid JSON file
+  std::string grid_path;                    // grid JSON file
   std::string db_path = "results/htga.db";  // result database
-  bool dry_run = false;                    // list the cells and their state, train nothing
-  std::string device;                      // overrides every cell's train.device when set
-  bool quiet = false;                      // no progress lines
-  int64_t flush_every = 64;                // steps buffered before a database transaction
+  bool dry_run = false;                     // list the cells and their state, train nothing
+  std::string device;                       // overrides every cell's train.device when set
+  bool quiet = false;                       // no progress lines
+  int64_t flush_every = 64;                 // steps buffered before a database transaction
 };
 
 struct RunSummary {

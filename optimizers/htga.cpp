@@ -10,8 +10,7 @@ HtgaController::HtgaController(HtgaOptions options, torch::Device device) : opti
   auto& o = options_;
   if (!(o.lr > 0)) throw std::invalid_argument("Invalid learning rate: " + std::to_string(o.lr));
   if (!(o.alpha0 > 0)) throw std::invalid_argument("Invalid alpha0: " + std::to_string(o.alpha0));
-  if (!(o.alpha_ema >= 0 && o.alpha_ema < 1))
-    throw std::invalid_argument("Invalid alpha_ema: must be in [0, 1)");
+  if (!(o.alpha_ema >= 0 && o.alpha_ema < 1)) throw std::invalid_argument("Invalid alpha_ema: must be in [0, 1)");
   if (o.lr_min <= 0) o.lr_min = o.lr / 10;
   if (o.lr_max <= 0) o.lr_max = o.lr * 10;
   if (o.lr_min > o.lr_max)

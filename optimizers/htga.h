@@ -17,13 +17,13 @@ namespace htga::optimizers {
 
 struct HtgaOptions {
   HtgaOptions(double lr) : lr(lr) {}
-  double lr;                   // eta0
-  double alpha0 = 1.5;         // target tail index
-  double beta = 1.0;           // exponent (0 = constant rate eta0)
-  double lr_min = 0;           // smallest rate (0 = lr / 10)
-  double lr_max = 0;           // largest rate (0 = 10 * lr)
-  double alpha_ema = 0.9;      // smoothing of alpha_hat, in [0, 1)
-  int64_t warmup_steps = 10;   // steps at eta0 before the rule applies
+  double lr;                  // eta0
+  double alpha0 = 1.5;        // target tail index
+  double beta = 1.0;          // exponent (0 = constant rate eta0)
+  double lr_min = 0;          // smallest rate (0 = lr / 10)
+  double lr_max = 0;          // largest rate (0 = 10 * lr)
+  double alpha_ema = 0.9;     // smoothing of alpha_hat, in [0, 1)
+  int64_t warmup_steps = 10;  // steps at eta0 before the rule applies
 };
 
 class HtgaController {

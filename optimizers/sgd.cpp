@@ -4,8 +4,7 @@
 
 namespace htga::optimizers {
 
-Sgd::Sgd(std::vector<torch::Tensor> params, SgdOptions options)
-    : params_(std::move(params)), options_(options) {
+Sgd::Sgd(std::vector<torch::Tensor> params, SgdOptions options) : params_(std::move(params)), options_(options) {
   if (options_.weight_decay < 0) throw std::invalid_argument("Invalid weight_decay: must be >= 0");
 }
 

@@ -49,8 +49,7 @@ void Database::exec(const char* sql) {
     std::string msg = err ? err : sqlite3_errstr(rc);
     sqlite3_free(err);
     int code = sqlite3_extended_errcode(db_);
-    if (rc == SQLITE_NOTADB || rc == SQLITE_CANTOPEN || rc == SQLITE_READONLY)
-      throw OpenError(path_ + ": " + msg);
+    if (rc == SQLITE_NOTADB || rc == SQLITE_CANTOPEN || rc == SQLITE_READONLY) throw OpenError(path_ + ": " + msg);
     throw Error(path_ + ": " + msg + " (sqlite code " + std::to_string(code) + ")", code);
   }
 }
@@ -64,17 +63,13 @@ Statement::Statement(Database& db, const char* sql) : db_(db) {
 
 Statement::~Statement() { sqlite3_finalize(stmt_); }
 
-void Statement::bind(int index, int64_t value) {
-  db_.check(sqlite3_bind_int64(stmt_, index, value), "bind");
-}
+void Statement::bind(int index, int64_t value) { db_.check(sqlite3_bind_int64(stmt_, index, value), "bind"); }
 void Statement::bind(int index, double value) {
   if (!std::isfinite(value)) return bind_null(index);
   db_.check(sqlite3_bind_double(stmt_, index, value), "bind");
 }
 void Statement::bind(int index, const std::string& value) {
-  db_.check(sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()),
-                              SQLITE_TRANSIENT),
-            "bind");
+  db_.check(sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT), "bind");
 }
 void Statement::bind_null(int index) { db_.check(sqlite3_bind_null(stmt_, index), "bind"); }
 
@@ -97,9 +92,7 @@ void Statement::reset() {
 
 bool Statement::is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
 int64_t Statement::get_int(int col) const { return sqlite3_column_int64(stmt_, col); }
-double Statement::get_double(int col) const {
-  return is_null(col) ? std::nan("") : sqlite3_column_double(stmt_, col);
-}
+double Statement::get_double(int col) const { return is_null(col) ? std::nan("") : sqlite3_column_double(stmt_, col); }
 std::string Statement::get_text(int col) const {
   const unsigned char* t = sqlite3_column_text(stmt_, col);
   return t ? std::string(reinterpret_cast<const char*>(t)) : std::string();

@@ -75,8 +75,7 @@ void Store::migrate() {
   }
   if (version > kSchemaVersion)
     throw OpenError(db_.path() + ": database schema version " + std::to_string(version) +
-                    " is newer than this htga understands (" + std::to_string(kSchemaVersion) +
-                    "); upgrade htga");
+                    " is newer than this htga understands (" + std::to_string(kSchemaVersion) + "); upgrade htga");
   if (version == kSchemaVersion) return;
   Transaction tx(db_);
   if (version == 0) {
@@ -209,9 +208,8 @@ void Store::add_eval(int64_t run_id, const EvalRow& row) {
   ins.run();
 }
 
-void Store::finish_run(int64_t run_id, const std::string& status, double test_acc,
-                       double test_loss, int64_t steps, double train_time_s,
-                       const std::string& error) {
+void Store::finish_run(int64_t run_id, const std::string& status, double test_acc, double test_loss, int64_t steps,
+                       double train_time_s, const std::string& error) {
   Statement u(db_,
               "UPDATE runs SET status = ?2, test_acc = ?3, test_loss = ?4, steps = ?5, "
               "train_time_s = ?6, error = ?7, finished_at = ?8 WHERE id = ?1");
@@ -254,8 +252,7 @@ void Store::for_each_step(const std::function<void(int64_t, const StepRow&)>& fn
 }
 
 std::vector<EvalRow> Store::evals(int64_t run_id) {
-  Statement q(db_,
-              "SELECT epoch, step, split, loss, acc FROM evals WHERE run_id = ?1 ORDER BY epoch, split");
+  Statement q(db_, "SELECT epoch, step, split, loss, acc FROM evals WHERE run_id = ?1 ORDER BY epoch, split");
   q.bind(1, run_id);
   std::vector<EvalRow> out;
   while (q.step()) {

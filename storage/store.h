@@ -24,7 +24,7 @@ struct RunRecord {
   std::string error;        // why a run failed or diverged
   std::string dataset, model, optimizer;
   int64_t seed = 0;
-  std::string device;  // device the run used (cpu, cuda:0)
+  std::string device;                      // device the run used (cpu, cuda:0)
   double started_at = 0, finished_at = 0;  // unix seconds
   double test_acc = 0, test_loss = 0;      // final test metrics (NaN when unknown)
   double train_time_s = 0;                 // seconds spent training and evaluating
@@ -42,8 +42,8 @@ struct StepRow {
 /// An evaluation at the end of an epoch.
 struct EvalRow {
   int64_t epoch = 0;
-  int64_t step = 0;        // steps taken when evaluated
-  std::string split;       // "test" (later: "val")
+  int64_t step = 0;   // steps taken when evaluated
+  std::string split;  // "test" (later: "val")
   double loss = 0, acc = 0;
 };
 
@@ -66,8 +66,8 @@ class Store {
   void add_eval(int64_t run_id, const EvalRow& row);
 
   /// Closes a run with its status (finished, failed, diverged) and final metrics.
-  void finish_run(int64_t run_id, const std::string& status, double test_acc, double test_loss,
-                  int64_t steps, double train_time_s, const std::string& error);
+  void finish_run(int64_t run_id, const std::string& status, double test_acc, double test_loss, int64_t steps,
+                  double train_time_s, const std::string& error);
 
   /// All runs, in id order.
   std::vector<RunRecord> runs();

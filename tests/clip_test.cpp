@@ -1,6 +1,7 @@
+#include "optimizers/clip.h"
+
 #include <catch2/catch.hpp>
 
-#include "optimizers/clip.h"
 #include "optimizers/sgd.h"
 
 using htga::optimizers::clip_grad_norm;

@@ -1,11 +1,11 @@
-#include <catch2/catch.hpp>
+#include "cli/csv.h"
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
-#include "cli/csv.h"
 #include "test_util.h"
 
 using namespace htga::cli;

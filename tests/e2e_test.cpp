@@ -1,7 +1,6 @@
 // End to end: the htga binary on a tiny grid of real Fashion-MNIST (installed by scripts/setup).
 
 #include <catch2/catch.hpp>
-
 #include <cstdio>
 #include <filesystem>
 #include <fstream>

@@ -1,7 +1,8 @@
+#include "experiments/grid.h"
+
 #include <catch2/catch.hpp>
 
 #include "experiments/error.h"
-#include "experiments/grid.h"
 
 using htga::InputError;
 using htga::experiments::parse_grid;
@@ -41,7 +42,7 @@ TEST_CASE("the quick-start grid expands to the cartesian product", "[grid]") {
   const auto& c = g.cells.front().config;
   CHECK(c["dataset"]["train_size"] == 4096);
   CHECK(c["dataset"]["path"] == "/usr/share/datasets/fashion-mnist");  // default filled in
-  CHECK(c["model"]["hidden"] == json::array({256, 128}));               // a list value, not expanded
+  CHECK(c["model"]["hidden"] == json::array({256, 128}));              // a list value, not expanded
   CHECK(c["train"]["alpha_every"] == 1);
   int htga = 0;
   for (const auto& cell : g.cells) htga += cell.config["optimizer"]["name"] == "htga";

@@ -1,10 +1,10 @@
-#include <catch2/catch.hpp>
+#include "estimators/hill.h"
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
 
-#include "estimators/hill.h"
 #include "estimators/noise.h"
 
 using htga::estimators::hill;

@@ -1,16 +1,17 @@
-#include <catch2/catch.hpp>
+#include "optimizers/htga.h"
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
-
-#include "optimizers/htga.h"
 
 using htga::optimizers::HtgaController;
 using htga::optimizers::HtgaOptions;
 
 namespace {
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
-double rate(HtgaController& c, float alpha, int64_t step) { return c.update(torch::tensor(alpha), step).item<double>(); }
+double rate(HtgaController& c, float alpha, int64_t step) {
+  return c.update(torch::tensor(alpha), step).item<double>();
+}
 
 HtgaOptions plain(double lr) {
   HtgaOptions o(lr);

@@ -1,7 +1,8 @@
+#include "experiments/data/idx.h"
+
 #include <catch2/catch.hpp>
 
 #include "experiments/data/dataset.h"
-#include "experiments/data/idx.h"
 #include "experiments/error.h"
 #include "test_util.h"
 
@@ -32,8 +33,7 @@ TEST_CASE("damaged IDX files are errors that name the file", "[data]") {
   auto truncated = bytes;
   truncated.resize(bytes.size() - 5);
   write_bytes(path, truncated, true);
-  CHECK_THROWS_WITH(read_idx_u8(path),
-                    path + ": truncated: header announces 40 bytes of data, file has 35");
+  CHECK_THROWS_WITH(read_idx_u8(path), path + ": truncated: header announces 40 bytes of data, file has 35");
 
   auto longer = bytes;
   longer.push_back(9);

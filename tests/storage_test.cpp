@@ -1,5 +1,4 @@
 #include <catch2/catch.hpp>
-
 #include <cmath>
 
 #include "storage/store.h"
@@ -84,9 +83,7 @@ TEST_CASE("foreign and newer databases are refused", "[storage]") {
   }
   CHECK_THROWS_WITH(Store(dir.file("other.db")),
                     dir.file("other.db") + ": not an htga database (it has tables but no htga schema)");
-  {
-    Store s(dir.file("new.db"));
-  }
+  { Store s(dir.file("new.db")); }
   {
     htga::storage::Database db(dir.file("new.db"));
     db.exec("PRAGMA user_version=99");

@@ -15,8 +15,8 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kMnistFiles[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                                       "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+constexpr const char* kMnistFiles[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                                       "t10k-labels-idx1-ubyte"};
 
 /// `dir/name.gz` or `dir/name`, whichever exists; empty when neither does.
 std::string find_file(const std::string& dir, const std::string& name) {
@@ -30,8 +30,7 @@ struct Split {
   std::vector<uint8_t> labels;
 };
 
-Split read_split(const std::string& dir, const char* images_name, const char* labels_name,
-                 int64_t num_classes) {
+Split read_split(const std::string& dir, const char* images_name, const char* labels_name, int64_t num_classes) {
   std::string images_path = find_file(dir, images_name);
   std::string labels_path = find_file(dir, labels_name);
   if (images_path.empty()) throw InputError(dir + ": missing " + images_name + "(.gz)");
@@ -77,12 +76,12 @@ void check_available(const json& config) {
     if (find_file(dir, name).empty()) throw InputError(dir + ": missing " + std::string(name) + "(.gz)");
 }
 
-std::vector<int64_t> stratified_subset(const std::vector<uint8_t>& labels, int64_t num_classes,
-                                       int64_t size, uint64_t seed) {
+std::vector<int64_t> stratified_subset(const std::vector<uint8_t>& labels, int64_t num_classes, int64_t size,
+                                       uint64_t seed) {
   const auto n = static_cast<int64_t>(labels.size());
   if (size > n)
-    throw InputError("train_size " + std::to_string(size) + " is larger than the training set (" +
-                     std::to_string(n) + ")");
+    throw InputError("train_size " + std::to_string(size) + " is larger than the training set (" + std::to_string(n) +
+                     ")");
   std::vector<std::vector<int64_t>> by_class(num_classes);
   for (int64_t i = 0; i < n; ++i) by_class[labels[i]].push_back(i);
   // Fisher-Yates with mt19937_64 (fully specified by the standard, unlike std::shuffle), so a
@@ -93,9 +92,8 @@ std::vector<int64_t> stratified_subset(const std::vector<uint8_t>& labels, int64
     const int64_t want = size / num_classes + (c < size % num_classes ? 1 : 0);
     auto& v = by_class[c];
     if (static_cast<int64_t>(v.size()) < want)
-      throw InputError("train_size " + std::to_string(size) + " needs " + std::to_string(want) +
-                       " examples of class " + std::to_string(c) + ", the training set has " +
-                       std::to_string(v.size()));
+      throw InputError("train_size " + std::to_string(size) + " needs " + std::to_string(want) + " examples of class " +
+                       std::to_string(c) + ", the training set has " + std::to_string(v.size()));
     for (int64_t i = 0; i < want; ++i) {
       const auto j = i + static_cast<int64_t>(rng() % static_cast<uint64_t>(v.size() - i));
       std::swap(v[i], v[j]);

@@ -4,10 +4,9 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace htga::data {
 
@@ -29,7 +28,7 @@ Dataset load_dataset(const nlohmann::json& config, const torch::Device& device);
 /// Indices of a subset of `size` examples with equal counts per class (the first
 /// size % num_classes classes get one more), drawn reproducibly from `seed`, sorted.
 /// Throws InputError when a class has too few examples.
-std::vector<int64_t> stratified_subset(const std::vector<uint8_t>& labels, int64_t num_classes,
-                                       int64_t size, uint64_t seed);
+std::vector<int64_t> stratified_subset(const std::vector<uint8_t>& labels, int64_t num_classes, int64_t size,
+                                       uint64_t seed);
 
 }  // namespace htga::data

@@ -40,10 +40,10 @@ IdxArray read_idx_u8(const std::string& path) {
 
   uint8_t magic[4];
   if (read_some(f.get(), magic, 4, path) != 4) throw InputError(path + ": truncated IDX header");
-  if (magic[0] != 0 || magic[1] != 0)
-    throw InputError(path + ": not an IDX file (bad magic number)");
+  if (magic[0] != 0 || magic[1] != 0) throw InputError(path + ": not an IDX file (bad magic number)");
   if (magic[2] != 0x08)
-    throw InputError(path + ": IDX type 0x" + std::to_string(magic[2]) + " not supported (expected unsigned bytes, 0x08)");
+    throw InputError(path + ": IDX type 0x" + std::to_string(magic[2]) +
+                     " not supported (expected unsigned bytes, 0x08)");
   int ndims = magic[3];
   if (ndims < 1 || ndims > 4) throw InputError(path + ": IDX file with " + std::to_string(ndims) + " dimensions");
 
@@ -64,8 +64,7 @@ IdxArray read_idx_u8(const std::string& path) {
     throw InputError(path + ": truncated: header announces " + std::to_string(total) + " bytes of data, file has " +
                      std::to_string(got));
   uint8_t extra;
-  if (read_some(f.get(), &extra, 1, path) != 0)
-    throw InputError(path + ": more data than the header announces");
+  if (read_some(f.get(), &extra, 1, path) != 0) throw InputError(path + ": more data than the header announces");
   return out;
 }
 

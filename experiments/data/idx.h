@@ -9,8 +9,8 @@
 namespace htga::data {
 
 struct IdxArray {
-  std::vector<int64_t> dims;   // e.g. {60000, 28, 28}
-  std::vector<uint8_t> data;   // row-major, product(dims) bytes
+  std::vector<int64_t> dims;  // e.g. {60000, 28, 28}
+  std::vector<uint8_t> data;  // row-major, product(dims) bytes
 };
 
 /// Reads an IDX file of unsigned bytes (type 0x08), gzipped or plain. Checks the magic number,
