@@ -10,12 +10,12 @@ namespace htga::cli {
 int run_run(const experiments::RunOptions& options, std::ostream& progress) {
   auto s = experiments::run_grid(options, progress);
   if (options.dry_run) {
-    progress << fmt::format("{} cells, {} already finished, {} to run", s.cells, s.skipped, s.cells - s.skipped)
+    progress << fmt::format("{} cells, {} already done, {} to run", s.cells, s.skipped, s.cells - s.skipped)
              << std::endl;
     return 0;
   }
   if (!options.quiet)
-    progress << fmt::format("done: {} cells: {} trained, {} skipped (finished before), {} diverged, {} failed; db {}",
+    progress << fmt::format("done: {} cells: {} trained, {} skipped (done before), {} diverged, {} failed; db {}",
                             s.cells, s.finished, s.skipped, s.diverged, s.failed, options.db_path)
              << std::endl;
   return s.failed > 0 ? 1 : 0;

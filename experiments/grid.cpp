@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -104,9 +105,7 @@ class Parser {
   }
 
   /// Expands one entry object ({"name": ..., params...}) of a registry into canonical configs.
-  /// `varied` collects "kind.param" for parameters given as lists of several values.
-  std::vector<json> expand_entry(const Registry& reg, const json& obj, const std::string& ptr, bool named,
-                                 std::set<std::string>& varied) const {
+  std::vector<json> expand_entry(const Registry& reg, const json& obj, const std::string& ptr, bool named) const {
     if (!obj.is_object()) fail(ptr, "expected an object, got " + json_type(obj));
     const Entry* entry = &reg.entries.front();
     if (named) {
@@ -137,7 +136,6 @@ class Parser {
         alts = {spec.default_value.is_null() ? json(nullptr)
                                              : check_value(spec, spec.default_value, ptr + "/" + spec.name)};
       }
-      if (alts.size() > 1) varied.insert(reg.kind + "." + spec.name);
       std::vector<json> next;
       for (const json& c : configs)
         for (const json& a : alts) {
@@ -151,7 +149,7 @@ class Parser {
   }
 
   /// `origins`, when given, receives the JSON pointer of the entry each config came from.
-  std::vector<json> expand_list(const Registry& reg, const json& doc, const char* field, std::set<std::string>& varied,
+  std::vector<json> expand_list(const Registry& reg, const json& doc, const char* field,
                                 std::vector<std::string>* origins = nullptr) const {
     std::string ptr = std::string("/") + field;
     if (!doc.contains(field)) fail("", std::string("missing \"") + field + "\": a list of " + reg.kind + "s");
@@ -160,7 +158,7 @@ class Parser {
       fail(ptr, "expected a non-empty list of " + reg.kind + "s, got " + json_type(list));
     std::vector<json> out;
     for (size_t i = 0; i < list.size(); ++i) {
-      auto e = expand_entry(reg, list[i], ptr + "/" + std::to_string(i), true, varied);
+      auto e = expand_entry(reg, list[i], ptr + "/" + std::to_string(i), true);
       out.insert(out.end(), e.begin(), e.end());
       if (origins) origins->insert(origins->end(), e.size(), ptr + "/" + std::to_string(i));
     }
@@ -179,12 +177,11 @@ class Parser {
       fail("/name", "expected the grid's name, a non-empty string");
     grid.name = doc["name"].get<std::string>();
 
-    std::set<std::string> varied;
     std::vector<std::string> dataset_origins;
-    auto datasets_ = expand_list(datasets(), doc, "datasets", varied, &dataset_origins);
-    auto models_ = expand_list(models(), doc, "models", varied);
-    auto optimizers_ = expand_list(optimizers(), doc, "optimizers", varied);
-    auto trains = expand_entry(train_settings(), doc.value("defaults", json::object()), "/defaults", false, varied);
+    auto datasets_ = expand_list(datasets(), doc, "datasets", &dataset_origins);
+    auto models_ = expand_list(models(), doc, "models");
+    auto optimizers_ = expand_list(optimizers(), doc, "optimizers");
+    auto trains = expand_entry(train_settings(), doc.value("defaults", json::object()), "/defaults", false);
 
     std::vector<int64_t> seeds{0};
     if (doc.contains("seeds")) {
@@ -218,20 +215,28 @@ class Parser {
               c.config = {{"dataset", d}, {"model", m}, {"optimizer", o}, {"train", t}, {"seed", seed}};
               c.key = cell_key(c.config);
               if (!keys.insert(c.key).second) continue;  // the same experiment listed twice
-              c.label = make_label(c.config, varied);
               grid.cells.push_back(std::move(c));
             }
+    // Labels show the parameters whose values differ between cells, however the grid spelled them.
+    std::map<std::string, std::set<std::string>> values;
+    for (const Cell& c : grid.cells)
+      for (const char* part : {"dataset", "model", "optimizer", "train"})
+        for (const auto& [k, v] : c.config[part].items()) values[std::string(part) + "." + k].insert(v.dump());
+    std::set<std::string> varying;
+    for (const auto& [k, v] : values)
+      if (v.size() > 1 && k != "train.device") varying.insert(k);
+    for (Cell& c : grid.cells) c.label = make_label(c.config, varying);
     return grid;
   }
 
-  static std::string make_label(const json& cfg, const std::set<std::string>& varied) {
+  static std::string make_label(const json& cfg, const std::set<std::string>& varying) {
     std::string label = cfg["dataset"]["name"].get<std::string>() + "/" + cfg["model"]["name"].get<std::string>() +
                         "/" + cfg["optimizer"]["name"].get<std::string>();
-    for (const std::string& v : varied) {
-      auto dot = v.find('.');
-      std::string kind = v.substr(0, dot), param = v.substr(dot + 1);
-      const json& part = kind == "setting" ? cfg["train"] : cfg[kind];
-      if (part.contains(param)) label += " " + param + "=" + part[param].dump();
+    for (const std::string& v : varying) {
+      const auto dot = v.find('.');
+      const json& part = cfg[v.substr(0, dot)];
+      const std::string param = v.substr(dot + 1);
+      if (param != "name" && part.contains(param)) label += " " + param + "=" + part[param].dump();
     }
     return label + " seed=" + std::to_string(cfg["seed"].get<int64_t>());
   }

@@ -48,8 +48,16 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 /// Cells whose combination of settings cannot work, reported before anything runs.
 void check_cells(const Grid& grid) {
   for (const Cell& c : grid.cells) {
-    if (c.config["optimizer"]["name"] == "htga" && c.config["train"]["alpha_every"].get<int64_t>() == 0)
+    const json& o = c.config["optimizer"];
+    if (o["name"] != "htga") continue;
+    if (c.config["train"]["alpha_every"].get<int64_t>() == 0)
       throw InputError(grid.source + ": /defaults/alpha_every: htga needs alpha_hat; alpha_every 0 turns it off");
+    const double lr = o["lr"].get<double>();
+    const double lo = o["lr_min"].is_null() ? lr / 10 : o["lr_min"].get<double>();
+    const double hi = o["lr_max"].is_null() ? lr * 10 : o["lr_max"].get<double>();
+    if (lo > hi)
+      throw InputError(grid.source + ": " + c.label + ": lr_min " + fmt::format("{}", lo) + " is above lr_max " +
+                       fmt::format("{}", hi));
   }
 }
 
@@ -139,7 +147,8 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
   CellOutcome out;
 
   // Moves buffered statistics to the host in one copy and writes them; returns false at a
-  // non-finite loss (rows up to that step are kept).
+  // non-finite loss (rows up to that step are kept). Checking only here keeps the loop free of
+  // host synchronisation; a diverged run trains at most flush_every steps past its NaN.
   auto flush = [&]() -> bool {
     if (pending.empty()) return true;
     auto host = torch::stack(pending).to(torch::kCPU, torch::kFloat64).contiguous();
@@ -154,6 +163,7 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
         ok = false;
         out.status = "diverged";
         out.error = fmt::format("loss is {} at step {}", r[0], first + static_cast<int64_t>(i));
+        out.steps = first + static_cast<int64_t>(i) + 1;  // the steps stored; later ones are dropped
         break;
       }
     }
@@ -193,15 +203,9 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
           torch::stack({loss.detach().to(torch::kFloat32), acc, lr, alpha, clip.total_norm.to(torch::kFloat32)}));
       pending_epoch.push_back(epoch);
       ++step;
-      if (static_cast<int64_t>(pending.size()) >= flush_every && !flush()) {
-        out.steps = step;
-        return out;
-      }
+      if (static_cast<int64_t>(pending.size()) >= flush_every && !flush()) return out;
     }
-    if (!flush()) {
-      out.steps = step;
-      return out;
-    }
+    if (!flush()) return out;
     auto ev = evaluate(model, module, d.test_x, d.test_y);
     store.add_eval(run_id, {epoch, step, "test", ev.loss, ev.acc});
     out.test_acc = ev.acc;
@@ -240,7 +244,7 @@ RunSummary run_grid(const RunOptions& options, std::ostream& progress) {
       std::string state = "new";
       if (store)
         if (auto r = store->find_run(c.key)) state = r->status;
-      if (state == "finished") ++summary.skipped;
+      if (state == "finished" || state == "diverged") ++summary.skipped;
       progress << fmt::format("[{}/{}] {} {} ({})", i + 1, grid.cells.size(), c.key, c.label, state) << std::endl;
     }
     return summary;
@@ -262,9 +266,10 @@ RunSummary run_grid(const RunOptions& options, std::ostream& progress) {
   for (size_t i = 0; i < grid.cells.size(); ++i) {
     const Cell& c = grid.cells[i];
     const std::string prefix = fmt::format("[{}/{}] {}", i + 1, grid.cells.size(), c.label);
-    if (auto r = store.find_run(c.key); r && r->status == "finished") {
+    // A diverged run is a result (the same seed diverges again), not a failure to retry.
+    if (auto r = store.find_run(c.key); r && (r->status == "finished" || r->status == "diverged")) {
       ++summary.skipped;
-      say(prefix + ": already finished, skipped");
+      say(prefix + ": already " + r->status + ", skipped");
       continue;
     }
     const torch::Device device = device_of(c);

@@ -25,7 +25,7 @@ struct RunOptions {
 
 struct RunSummary {
   int cells = 0;     // cells in the grid
-  int skipped = 0;   // already finished in the database
+  int skipped = 0;   // already finished or diverged in the database
   int finished = 0;  // trained to the end now
   int diverged = 0;  // stopped at a NaN/Inf loss (a result, recorded)
   int failed = 0;    // stopped by an error (recorded with the message)

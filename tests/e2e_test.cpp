@@ -162,6 +162,32 @@ TEST_CASE("bad input: one line, exit code 2, nothing written", "[e2e]") {
   CHECK(r.code == 2);
 }
 
+TEST_CASE("a diverging run is recorded and the grid goes on", "[e2e]") {
+  TempDir dir("e2ediv");
+  const std::string db = dir.file("htga.db");
+  write_text(dir.file("div.json"), R"({"name": "div", "defaults": {"device": "cpu"},
+    "datasets": [{"name": "fashion-mnist", "train_size": 512}],
+    "models": [{"name": "mlp", "hidden": [64]}],
+    "optimizers": [{"name": "sgd", "lr": [1e6, 0.1]}], "seeds": [0]})");
+  auto r = htga_cmd("run grid " + dir.file("div.json") + " --db " + db, dir);
+  INFO(r.out);
+  CHECK(r.code == 0);
+  auto runs = htga::storage::Store(db).runs();
+  REQUIRE(runs.size() == 2);
+  CHECK(runs[0].status == "diverged");
+  CHECK(runs[0].error.find("loss is") == 0);
+  CHECK(runs[0].steps <= 4);
+  CHECK(runs[0].error.find("at step " + std::to_string(runs[0].steps - 1)) != std::string::npos);
+  CHECK(runs[1].status == "finished");
+  int rows = 0;
+  htga::storage::Store(db).for_each_step([&](int64_t id, const htga::storage::StepRow&) { rows += id == runs[0].id; });
+  CHECK(rows == runs[0].steps);  // the steps up to the diverged one are kept
+  // A diverged run is a result: running the grid again skips both cells.
+  auto again = htga_cmd("run grid " + dir.file("div.json") + " --db " + db, dir);
+  CHECK(again.out.find("2 skipped") != std::string::npos);
+  CHECK(htga::storage::Store(db).runs().size() == 2);
+}
+
 TEST_CASE("help and list", "[e2e]") {
   TempDir dir("e2ehelp");
   auto r = htga_cmd("--help", dir);

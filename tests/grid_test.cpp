@@ -73,6 +73,16 @@ TEST_CASE("list-valued parameters expand only from a list of lists", "[grid]") {
   CHECK(parse_grid(doc, "g.json", kNoData).cells.size() == 32);
 }
 
+TEST_CASE("labels name what differs between cells", "[grid]") {
+  json doc = quickstart();
+  doc["optimizers"] = json::parse(R"([{"name": "sgd", "lr": 0.1}, {"name": "sgd", "lr": 0.3}])");
+  doc["seeds"] = json::array({4});
+  auto g = parse_grid(doc, "g.json", kNoData);
+  REQUIRE(g.cells.size() == 2);
+  CHECK(g.cells[0].label == "fashion-mnist/mlp/sgd lr=0.1 seed=4");
+  CHECK(g.cells[1].label == "fashion-mnist/mlp/sgd lr=0.3 seed=4");
+}
+
 TEST_CASE("duplicate cells are run once", "[grid]") {
   json doc = quickstart();
   doc["optimizers"].push_back(doc["optimizers"][0]);
