@@ -250,24 +250,28 @@ RunSummary run_grid(const RunOptions& options, std::ostream& progress) {
     return summary;
   }
 
-  // Datasets are loaded once, before any run row is written: a bad data file stops the grid
-  // with nothing stored.
+  // The database opens first, so that a bad --db fails fast; datasets load next, once, before any
+  // run row is written: a damaged data file stops the grid with nothing stored.
+  storage::Store store(options.db_path);
+  // A diverged run is a result (the same seed diverges again), not a failure to retry.
+  auto done = [&](const Cell& c) {
+    auto r = store.find_run(c.key);
+    return r && (r->status == "finished" || r->status == "diverged") ? r : std::nullopt;
+  };
   std::map<std::string, data::Dataset> loaded;
   for (const Cell& c : grid.cells) {
     const std::string key = c.config["dataset"].dump() + "@" + device_of(c).str();
-    if (loaded.count(key)) continue;
+    if (loaded.count(key) || done(c)) continue;
     auto ds = data::load_dataset(c.config["dataset"], device_of(c));
     say(fmt::format("loaded {} ({} train, {} test) on {} in {:.2f} s", ds.name, ds.train_x.size(0), ds.test_x.size(0),
                     device_of(c).str(), ds.load_seconds));
     loaded.emplace(key, std::move(ds));
   }
 
-  storage::Store store(options.db_path);
   for (size_t i = 0; i < grid.cells.size(); ++i) {
     const Cell& c = grid.cells[i];
     const std::string prefix = fmt::format("[{}/{}] {}", i + 1, grid.cells.size(), c.label);
-    // A diverged run is a result (the same seed diverges again), not a failure to retry.
-    if (auto r = store.find_run(c.key); r && (r->status == "finished" || r->status == "diverged")) {
+    if (auto r = done(c)) {
       ++summary.skipped;
       say(prefix + ": already " + r->status + ", skipped");
       continue;

@@ -114,6 +114,16 @@ TEST_CASE("a tiny grid runs end to end, then report and export read it", "[e2e]"
   CHECK(runs_csv.find("dataset.train_size") != std::string::npos);
   CHECK(lines_of(runs_csv) == 3);
 
+  // Unwritable places: exit 2, one line, nothing half-written.
+  auto bad_out = htga_cmd("export runs --db " + db + " --out /proc/htga/runs.csv", dir);
+  CHECK(bad_out.code == 2);
+  CHECK(lines_of(bad_out.out) == 1);
+  CHECK(bad_out.out.find("/proc/htga/runs.csv: cannot") != std::string::npos);
+  auto bad_db = htga_cmd("run grid " + dir.file("tiny.json") + " --db /proc/htga/htga.db", dir);
+  CHECK(bad_db.code == 2);
+  CHECK(lines_of(bad_db.out) == 1);
+  CHECK(bad_db.out.find("/proc/htga/htga.db: cannot") != std::string::npos);
+
   // The CSVs read with pandas, with the values we stored.
   const std::string py = "/usr/bin/python3 -c \"import pandas as pd; s = pd.read_csv('" + dir.file("steps.csv") +
                          "'); r = pd.read_csv('" + dir.file("runs.csv") +
@@ -150,13 +160,36 @@ TEST_CASE("bad input: one line, exit code 2, nothing written", "[e2e]") {
   CHECK(r.out.find("dataset folder not found") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(db));
 
+  // A truncated data file: found while loading, before any run row is written.
+  const std::string data = dir.file("fmnist");
+  std::filesystem::create_directories(data);
+  auto labels = htga::test::idx_bytes({20}, std::vector<uint8_t>(20, 1));
+  auto images = htga::test::idx_bytes({20, 2, 2}, std::vector<uint8_t>(80, 7));
+  images.resize(images.size() - 10);
+  htga::test::write_bytes(data + "/train-images-idx3-ubyte.gz", images, true);
+  htga::test::write_bytes(data + "/train-labels-idx1-ubyte.gz", labels, true);
+  htga::test::write_bytes(data + "/t10k-images-idx3-ubyte.gz", images, true);
+  htga::test::write_bytes(data + "/t10k-labels-idx1-ubyte.gz", labels, true);
+  grid = kTinyGrid;
+  write_text(dir.file("truncated.json"),
+             grid.replace(grid.find("\"train_size\": 512"), 17, "\"path\": \"" + data + "\""));
+  r = htga_cmd("run grid " + dir.file("truncated.json") + " --db " + db, dir);
+  CHECK(r.code == 2);
+  CHECK(lines_of(r.out) == 1);
+  CHECK(r.out.find(data + "/train-images-idx3-ubyte.gz: truncated") != std::string::npos);
+  CHECK(htga::storage::Store(db).runs().empty());
+
   r = htga_cmd("run grid " + dir.file("missing.json") + " --db " + db, dir);
   CHECK(r.code == 2);
   CHECK(r.out.find("cannot read grid file") != std::string::npos);
 
-  r = htga_cmd("report --db " + db, dir);
+  r = htga_cmd("report --db " + dir.file("none.db"), dir);
   CHECK(r.code == 2);
   CHECK(r.out.find("no such database") != std::string::npos);
+
+  r = htga_cmd("export steps --db /nonexistent/htga.db --out " + dir.file("s.csv"), dir);
+  CHECK(r.code == 2);
+  CHECK_FALSE(std::filesystem::exists(dir.file("s.csv")));
 
   r = htga_cmd("run gird x.json", dir);  // a typo in the subcommand
   CHECK(r.code == 2);
