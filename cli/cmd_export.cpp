@@ -45,8 +45,9 @@ long run_export(const ExportOptions& options) {
       flat[i].erase("seed");  // a fixed column already
       for (const auto& [k, v] : flat[i]) config_columns.insert(k);
     }
-    std::vector<std::string> header{"run_id",   "grid",      "status",       "dataset", "model",  "optimizer", "seed",
-                                    "test_acc", "test_loss", "train_time_s", "steps",   "device", "cell_key",  "error"};
+    std::vector<std::string> header{"run_id", "grid",     "status",    "dataset",   "model",   "optimizer",
+                                    "seed",   "test_acc", "test_loss", "train_acc", "gen_gap", "train_time_s",
+                                    "steps",  "device",   "cell_key",  "error"};
     header.insert(header.end(), config_columns.begin(), config_columns.end());
     file.write(csv_line(header));
     for (size_t i = 0; i < runs.size(); ++i) {
@@ -60,6 +61,8 @@ long run_export(const ExportOptions& options) {
                                     std::to_string(r.seed),
                                     csv_number(r.test_acc),
                                     csv_number(r.test_loss),
+                                    csv_number(r.train_acc),
+                                    csv_number(r.gen_gap),
                                     csv_number(r.train_time_s),
                                     std::to_string(r.steps),
                                     r.device,

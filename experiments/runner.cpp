@@ -206,10 +206,16 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
       if (static_cast<int64_t>(pending.size()) >= flush_every && !flush()) return out;
     }
     if (!flush()) return out;
+    const bool last = epoch + 1 == epochs;
     auto ev = evaluate(model, module, d.test_x, d.test_y);
-    store.add_eval(run_id, {epoch, step, "test", ev.loss, ev.acc});
+    store.add_eval(run_id, {epoch, step, "test", ev.loss, ev.acc, NAN, last});
     out.test_acc = ev.acc;
     out.test_loss = ev.loss;
+    if (last) {  // accuracy on the whole training set, for the generalization gap
+      auto tr = evaluate(model, module, d.train_x, d.train_y);
+      store.add_eval(run_id, {epoch, step, "train", tr.loss, tr.acc, NAN, true});
+      out.train_acc = tr.acc;
+    }
   }
   out.status = "finished";
   out.steps = step;
@@ -294,7 +300,7 @@ RunSummary run_grid(const RunOptions& options, std::ostream& progress) {
       const auto& ds = loaded.at(c.config["dataset"].dump() + "@" + device.str());
       CellOutcome o = train_cell(c, ds, device, store, run_id, options.flush_every);
       const double secs = seconds_since(t0);
-      store.finish_run(run_id, o.status, o.test_acc, o.test_loss, o.steps, secs, o.error);
+      store.finish_run(run_id, {o.status, o.error, o.test_acc, o.test_loss, o.train_acc, o.steps, secs});
       if (o.status == "diverged") {
         ++summary.diverged;
         say(fmt::format("{}: diverged ({}), {:.1f} s", prefix, o.error, secs));
@@ -306,7 +312,11 @@ RunSummary run_grid(const RunOptions& options, std::ostream& progress) {
     } catch (const std::exception& e) {
       std::string msg = e.what();
       msg = msg.substr(0, msg.find('\n'));  // c10 errors append a backtrace
-      store.finish_run(run_id, "failed", std::nan(""), std::nan(""), 0, seconds_since(t0), msg);
+      storage::RunResult failed;
+      failed.status = "failed";
+      failed.error = msg;
+      failed.train_time_s = seconds_since(t0);
+      store.finish_run(run_id, failed);
       ++summary.failed;
       say(prefix + ": FAILED: " + msg);
     }

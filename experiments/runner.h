@@ -4,6 +4,7 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdint>
 #include <iosfwd>
 #include <string>
@@ -43,7 +44,8 @@ torch::Device resolve_device(const std::string& name);
 struct CellOutcome {
   std::string status;  // finished or diverged
   std::string error;   // for diverged: where and what
-  double test_acc = 0, test_loss = 0;
+  double test_acc = NAN, test_loss = NAN;
+  double train_acc = NAN;  // on the whole training set after the last epoch
   int64_t steps = 0;
 };
 

@@ -58,6 +58,29 @@ CREATE TABLE evals (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 2: train accuracy and generalization gap per run, top-5 and a final flag per
+// evaluation, per-layer alpha_hat with the layer names kept once per run.
+constexpr const char* kMigrateV1toV2 = R"sql(
+ALTER TABLE runs ADD COLUMN train_acc REAL;
+ALTER TABLE runs ADD COLUMN gen_gap REAL;
+ALTER TABLE evals ADD COLUMN top5 REAL;
+ALTER TABLE evals ADD COLUMN final INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE layers (
+  run_id INTEGER NOT NULL REFERENCES runs(id),
+  layer INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  numel INTEGER NOT NULL,
+  PRIMARY KEY (run_id, layer)
+) WITHOUT ROWID;
+CREATE TABLE alpha_layers (
+  run_id INTEGER NOT NULL REFERENCES runs(id),
+  step INTEGER NOT NULL,
+  layer INTEGER NOT NULL,
+  alpha_hat REAL,
+  PRIMARY KEY (run_id, step, layer)
+) WITHOUT ROWID;
+)sql";
+
 }  // namespace
 
 Store::Store(const std::string& path) : db_(path) {
@@ -84,6 +107,13 @@ void Store::migrate() {
     if (q.step() && q.get_int(0) != 0)
       throw OpenError(db_.path() + ": not an htga database (it has tables but no htga schema)");
     db_.exec(kSchemaV1);
+    version = 1;
+  }
+  // Each step upgrades by one version, all inside the one transaction: a failure leaves the
+  // file as it was.
+  if (version == 1) {
+    db_.exec(kMigrateV1toV2);
+    version = 2;
   }
   db_.exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
   tx.commit();
@@ -93,7 +123,7 @@ namespace {
 constexpr const char* kRunColumns =
     "id, cell_key, grid, config, status, error, dataset, model, optimizer, seed, device, "
     "started_at, finished_at, test_acc, test_loss, train_time_s, steps, htga_version, "
-    "torch_version";
+    "torch_version, train_acc, gen_gap";
 
 RunRecord read_run(const Statement& q) {
   RunRecord r;
@@ -116,6 +146,8 @@ RunRecord read_run(const Statement& q) {
   r.steps = q.get_int(16);
   r.htga_version = q.get_text(17);
   r.torch_version = q.get_text(18);
+  r.train_acc = q.get_double(19);
+  r.gen_gap = q.get_double(20);
   return r;
 }
 }  // namespace
@@ -136,14 +168,16 @@ int64_t Store::begin_run(const RunRecord& run) {
     if (q.step()) id = q.get_int(0);
   }
   if (id != 0) {
-    for (const char* sql : {"DELETE FROM steps WHERE run_id = ?1", "DELETE FROM evals WHERE run_id = ?1"}) {
+    for (const char* sql : {"DELETE FROM steps WHERE run_id = ?1", "DELETE FROM evals WHERE run_id = ?1",
+                            "DELETE FROM alpha_layers WHERE run_id = ?1", "DELETE FROM layers WHERE run_id = ?1"}) {
       Statement d(db_, sql);
       d.bind(1, id);
       d.run();
     }
     Statement u(db_,
                 "UPDATE runs SET status = 'running', error = NULL, device = ?2, started_at = ?3, "
-                "finished_at = NULL, test_acc = NULL, test_loss = NULL, train_time_s = NULL, "
+                "finished_at = NULL, test_acc = NULL, test_loss = NULL, train_time_s = NULL, train_acc = NULL, "
+                "gen_gap = NULL, "
                 "steps = 0, htga_version = ?4, torch_version = ?5, grid = ?6 WHERE id = ?1");
     u.bind(1, id);
     u.bind(2, run.device);
@@ -197,34 +231,82 @@ void Store::append_steps(int64_t run_id, const std::vector<StepRow>& rows) {
 
 void Store::add_eval(int64_t run_id, const EvalRow& row) {
   Statement ins(db_,
-                "INSERT OR REPLACE INTO evals (run_id, epoch, step, split, loss, acc) "
-                "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+                "INSERT OR REPLACE INTO evals (run_id, epoch, step, split, loss, acc, top5, final) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
   ins.bind(1, run_id);
   ins.bind(2, row.epoch);
   ins.bind(3, row.step);
   ins.bind(4, row.split);
   ins.bind(5, row.loss);
   ins.bind(6, row.acc);
+  ins.bind(7, row.top5);
+  ins.bind(8, static_cast<int64_t>(row.final));
   ins.run();
 }
 
-void Store::finish_run(int64_t run_id, const std::string& status, double test_acc, double test_loss, int64_t steps,
-                       double train_time_s, const std::string& error) {
+void Store::finish_run(int64_t run_id, const RunResult& r) {
   Statement u(db_,
-              "UPDATE runs SET status = ?2, test_acc = ?3, test_loss = ?4, steps = ?5, "
-              "train_time_s = ?6, error = ?7, finished_at = ?8 WHERE id = ?1");
+              "UPDATE runs SET status = ?2, test_acc = ?3, test_loss = ?4, steps = ?5, train_time_s = ?6, "
+              "error = ?7, finished_at = ?8, train_acc = ?9, gen_gap = ?10 WHERE id = ?1");
   u.bind(1, run_id);
-  u.bind(2, status);
-  u.bind(3, test_acc);
-  u.bind(4, test_loss);
-  u.bind(5, steps);
-  u.bind(6, train_time_s);
-  if (error.empty())
+  u.bind(2, r.status);
+  u.bind(3, r.test_acc);
+  u.bind(4, r.test_loss);
+  u.bind(5, r.steps);
+  u.bind(6, r.train_time_s);
+  if (r.error.empty())
     u.bind_null(7);
   else
-    u.bind(7, error);
+    u.bind(7, r.error);
   u.bind(8, now_seconds());
+  u.bind(9, r.train_acc);
+  u.bind(10, r.train_acc - r.test_acc);  // NaN (stored NULL) when either is unknown
   u.run();
+}
+
+void Store::set_layers(int64_t run_id, const std::vector<LayerInfo>& layers) {
+  Transaction tx(db_);
+  {
+    Statement d(db_, "DELETE FROM layers WHERE run_id = ?1");
+    d.bind(1, run_id);
+    d.run();
+  }
+  Statement ins(db_, "INSERT INTO layers (run_id, layer, name, numel) VALUES (?1, ?2, ?3, ?4)");
+  for (const auto& l : layers) {
+    ins.bind(1, run_id);
+    ins.bind(2, l.index);
+    ins.bind(3, l.name);
+    ins.bind(4, l.numel);
+    ins.run();
+  }
+  tx.commit();
+}
+
+void Store::append_layer_alphas(int64_t run_id, const std::vector<LayerAlphaRow>& rows) {
+  if (rows.empty()) return;
+  Transaction tx(db_);
+  Statement ins(db_, "INSERT INTO alpha_layers (run_id, step, layer, alpha_hat) VALUES (?1, ?2, ?3, ?4)");
+  for (const auto& r : rows) {
+    ins.bind(1, run_id);
+    ins.bind(2, r.step);
+    ins.bind(3, r.layer);
+    ins.bind(4, r.alpha_hat);
+    ins.run();
+  }
+  tx.commit();
+}
+
+std::vector<LayerInfo> Store::layers(int64_t run_id) {
+  Statement q(db_, "SELECT layer, name, numel FROM layers WHERE run_id = ?1 ORDER BY layer");
+  q.bind(1, run_id);
+  std::vector<LayerInfo> out;
+  while (q.step()) out.push_back({q.get_int(0), q.get_text(1), q.get_int(2)});
+  return out;
+}
+
+void Store::for_each_layer_alpha(const std::function<void(int64_t, const LayerAlphaRow&)>& fn) {
+  Statement q(db_, "SELECT run_id, step, layer, alpha_hat FROM alpha_layers ORDER BY run_id, step, layer");
+  while (q.step()) fn(q.get_int(0), {q.get_int(1), q.get_int(2), q.get_double(3)});
 }
 
 std::vector<RunRecord> Store::runs() {
@@ -252,7 +334,8 @@ void Store::for_each_step(const std::function<void(int64_t, const StepRow&)>& fn
 }
 
 std::vector<EvalRow> Store::evals(int64_t run_id) {
-  Statement q(db_, "SELECT epoch, step, split, loss, acc FROM evals WHERE run_id = ?1 ORDER BY epoch, split");
+  Statement q(db_,
+              "SELECT epoch, step, split, loss, acc, top5, final FROM evals WHERE run_id = ?1 ORDER BY epoch, split");
   q.bind(1, run_id);
   std::vector<EvalRow> out;
   while (q.step()) {
@@ -262,6 +345,8 @@ std::vector<EvalRow> Store::evals(int64_t run_id) {
     r.split = q.get_text(2);
     r.loss = q.get_double(3);
     r.acc = q.get_double(4);
+    r.top5 = q.get_double(5);
+    r.final = q.get_int(6) != 0;
     out.push_back(r);
   }
   return out;

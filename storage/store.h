@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,7 +13,7 @@
 namespace htga::storage {
 
 /// Schema version written to PRAGMA user_version; a newer database is refused.
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 /// One cell of a grid as stored. Metrics that are not known yet are NaN.
 struct RunRecord {
@@ -27,6 +28,8 @@ struct RunRecord {
   std::string device;                      // device the run used (cpu, cuda:0)
   double started_at = 0, finished_at = 0;  // unix seconds
   double test_acc = 0, test_loss = 0;      // final test metrics (NaN when unknown)
+  double train_acc = 0;                    // final accuracy on the training set (NaN when unknown)
+  double gen_gap = 0;                      // train_acc - test_acc
   double train_time_s = 0;                 // seconds spent training and evaluating
   int64_t steps = 0;                       // optimizer steps taken
   std::string htga_version, torch_version;
@@ -43,8 +46,35 @@ struct StepRow {
 struct EvalRow {
   int64_t epoch = 0;
   int64_t step = 0;   // steps taken when evaluated
-  std::string split;  // "test" (later: "val")
+  std::string split;  // "train", "val" or "test"
   double loss = 0, acc = 0;
+  double top5 = std::numeric_limits<double>::quiet_NaN();  // top-5 accuracy (NaN when not measured)
+  bool final = false;                                      // the run's last evaluation of this split
+};
+
+/// How a run ended. Metrics that are not known are NaN.
+struct RunResult {
+  std::string status;  // finished, failed, diverged
+  std::string error;   // why it failed or diverged
+  double test_acc = std::numeric_limits<double>::quiet_NaN();
+  double test_loss = std::numeric_limits<double>::quiet_NaN();
+  double train_acc = std::numeric_limits<double>::quiet_NaN();
+  int64_t steps = 0;
+  double train_time_s = 0;
+};
+
+/// A parameter tensor whose alpha_hat is stored per layer.
+struct LayerInfo {
+  int64_t index = 0;
+  std::string name;  // e.g. "layers.0.weight"
+  int64_t numel = 0;
+};
+
+/// One per-layer estimate.
+struct LayerAlphaRow {
+  int64_t step = 0;
+  int64_t layer = 0;  // LayerInfo::index
+  double alpha_hat = 0;
 };
 
 class Store {
@@ -65,9 +95,15 @@ class Store {
   void append_steps(int64_t run_id, const std::vector<StepRow>& rows);
   void add_eval(int64_t run_id, const EvalRow& row);
 
-  /// Closes a run with its status (finished, failed, diverged) and final metrics.
-  void finish_run(int64_t run_id, const std::string& status, double test_acc, double test_loss, int64_t steps,
-                  double train_time_s, const std::string& error);
+  /// Closes a run with its status and final metrics (gen_gap = train_acc - test_acc).
+  void finish_run(int64_t run_id, const RunResult& result);
+
+  /// Records the layers of a run (replacing earlier ones) and appends per-layer estimates.
+  void set_layers(int64_t run_id, const std::vector<LayerInfo>& layers);
+  void append_layer_alphas(int64_t run_id, const std::vector<LayerAlphaRow>& rows);
+  std::vector<LayerInfo> layers(int64_t run_id);
+  /// Calls `fn(run_id, row)` for each per-layer estimate, ordered by run, step and layer.
+  void for_each_layer_alpha(const std::function<void(int64_t, const LayerAlphaRow&)>& fn);
 
   /// All runs, in id order.
   std::vector<RunRecord> runs();

@@ -74,7 +74,14 @@ TEST_CASE("a tiny grid runs end to end, then report and export read it", "[e2e]"
       CHECK(r.device == "cpu");
       CHECK(r.test_acc > 0.3);  // chance is 0.1
       CHECK(r.test_acc <= 1.0);
-      CHECK(store.evals(r.id).size() == 1);
+      auto evals = store.evals(r.id);  // test, then train accuracy for the generalization gap
+      REQUIRE(evals.size() == 2);
+      CHECK(evals[0].split == "test");
+      CHECK(evals[0].final);
+      CHECK(evals[0].acc == Approx(r.test_acc));
+      CHECK(evals[1].split == "train");
+      CHECK(r.train_acc == Approx(evals[1].acc));
+      CHECK(r.gen_gap == Approx(r.train_acc - r.test_acc));
     }
     int steps = 0, alphas = 0;
     store.for_each_step([&](int64_t run_id, const htga::storage::StepRow& s) {
