@@ -6,18 +6,12 @@
 #include <limits>
 
 #include "estimators/noise.h"
+#include "samplers.h"
 
 using htga::estimators::hill;
+using htga::test::pareto;
 
 namespace {
-
-/// Symmetric Pareto samples: |X| = U^(-1/alpha) (P(|X| > x) = x^-alpha for x >= 1), random sign.
-torch::Tensor pareto(double alpha, int64_t n, uint64_t seed) {
-  auto gen = at::detail::createCPUGenerator(seed);
-  auto u = 1.0 - torch::rand({n}, gen, torch::kFloat64);  // (0, 1]
-  auto sign = torch::randint(0, 2, {n}, gen, torch::kFloat64).mul(2).sub(1);
-  return u.pow(-1.0 / alpha).mul(sign);
-}
 
 /// The formula written out directly, in double precision on a full sort.
 double hill_reference(const torch::Tensor& x, int64_t k) {
