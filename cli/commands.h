@@ -3,6 +3,7 @@
 // (tests call these directly), plus setup_<verb>() that wires it into the command line.
 
 #include <iosfwd>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "experiments/runner.h"
@@ -20,6 +21,7 @@ void setup_run(CLI::App& app, int& exit_code);
 void setup_report(CLI::App& app, int& exit_code);
 void setup_export(CLI::App& app, int& exit_code);
 void setup_list(CLI::App& app, int& exit_code);
+void setup_estimate(CLI::App& app, int& exit_code);
 
 /// `htga run grid FILE`: 0 when every cell finished or diverged, 1 when a cell failed.
 int run_run(const experiments::RunOptions& options, std::ostream& progress);
@@ -42,6 +44,20 @@ long run_export(const ExportOptions& options);
 
 /// `htga list`: every registry with its parameters, defaults and help.
 void run_list(std::ostream& out);
+
+struct EstimateOptions {
+  std::string path;               // values: text, CSV or .npy
+  std::string estimator = "all";  // hill, pickands, moment, stable, ks or all
+  int64_t k = 0;                  // 0 = each estimator's default
+  int column = 1;                 // CSV column, 1-based
+  bool json = false;
+};
+/// Reads the values of a file (text/CSV column or .npy); InputError naming the file otherwise.
+torch::Tensor read_values(const std::string& path, int column = 1);
+/// Runs the chosen estimators: {"hill": {"alpha": ..., "std_error": ..., "n": ..., ...}, ...};
+/// alpha is null (with a "reason") where undefined.
+nlohmann::json run_estimate(const EstimateOptions& options);
+void print_estimates(const nlohmann::json& results, std::ostream& out);
 
 /// Opens an existing database for reading; InputError when there is none at `path`.
 void require_database(const std::string& path);
