@@ -17,6 +17,15 @@ int64_t hill_default_k(int64_t n);
 /// largest (0 = floor(sqrt(n))). Returns a 0-dim float32 tensor on x's device without
 /// synchronising with the host. The result is NaN when it is undefined: fewer than k + 1
 /// values, X(k+1) = 0 (too many zeros), all top values equal, or non-finite input.
+/// On the CPU the order statistics are found by a threshold pass instead of topk (same
+/// values, about 5x cheaper on gradient-sized vectors); elsewhere hill_topk runs.
 torch::Tensor hill(const torch::Tensor& x, int64_t k = 0);
+
+/// hill(a - b, k) without storing a - b on the CPU (float32, contiguous); otherwise exactly
+/// hill(a - b, k).
+torch::Tensor hill_of_difference(const torch::Tensor& a, const torch::Tensor& b, int64_t k = 0);
+
+/// The topk formulation of hill(), on any device without host synchronisation.
+torch::Tensor hill_topk(const torch::Tensor& x, int64_t k = 0);
 
 }  // namespace htga::estimators

@@ -83,10 +83,9 @@ Estimate hill_estimate(const torch::Tensor& x, const HillOptions& options) {
   const int64_t k = choose_k(options.k, n);
   if (n < 2 || k + 1 > n) return undefined(x, n, too_few(k + 1, n));
   if (options.unbiased && k < 2) return undefined(x, n, "the unbiased form needs k >= 2");
-  auto t = top(magnitudes(x), k + 1);
-  auto sum_log = (t.narrow(0, 0, k) / t.narrow(0, k, 1)).log().sum();
   Estimate e;
-  e.alpha = defined_or_nan(static_cast<double>(options.unbiased ? k - 1 : k) / sum_log);
+  e.alpha = hill(x, k);  // k / sum log(X(i) / X(k+1))
+  if (options.unbiased) e.alpha = e.alpha * (static_cast<double>(k - 1) / static_cast<double>(k));
   e.std_error = e.alpha / std::sqrt(static_cast<double>(k));
   e.n = n;
   e.k = k;

@@ -43,6 +43,39 @@ TEST_CASE("Hill recovers the tail index of Pareto samples", "[estimators]") {
   }
 }
 
+TEST_CASE("the CPU threshold path and the topk path agree", "[estimators]") {
+  for (int64_t n : {5, 100, 10000, 300000}) {
+    auto x = pareto(1.3, n, static_cast<uint64_t>(n)).to(torch::kFloat32);
+    for (int64_t k : {int64_t{0}, int64_t{1}, n / 3, n - 1}) {
+      INFO("n " << n << " k " << k);
+      CHECK(hill(x, k).item<double>() == Approx(htga::estimators::hill_topk(x, k).item<double>()).epsilon(1e-5));
+    }
+  }
+  // Many ties at the threshold, and a sample that misjudges the tail (all mass in a few values).
+  auto ties = torch::cat({torch::full({1000}, 1.0f), torch::full({10}, 5.0f), torch::full({5}, 9.0f)});
+  CHECK(hill(ties, 12).item<double>() == Approx(htga::estimators::hill_topk(ties, 12).item<double>()).epsilon(1e-6));
+  auto spike = torch::zeros({100000});
+  spike.narrow(0, 50000, 400).copy_(pareto(2.0, 400, 9).to(torch::kFloat32));
+  CHECK(hill(spike, 300).item<double>() ==
+        Approx(htga::estimators::hill_topk(spike, 300).item<double>()).epsilon(1e-5));
+}
+
+TEST_CASE("the fused noise form equals Hill on g_t - m_{t-1}", "[estimators]") {
+  htga::estimators::EmaNoise a(0.8), b(0.8);
+  torch::Tensor last;
+  for (uint64_t t = 0; t < 4; ++t) {
+    auto g = pareto(1.7, 50000, 100 + t).to(torch::kFloat32);
+    auto noise = a.observe_flat(g);
+    const bool ready = b.update(g);
+    CHECK(ready == noise.defined());
+    if (!ready) continue;
+    // g - m_t = rho (g - m_{t-1}), and Hill does not see the scale.
+    CHECK(htga::estimators::hill_of_difference(g, b.mean()).item<double>() ==
+          Approx(hill(noise).item<double>()).epsilon(1e-4));
+    CHECK((g - b.mean()).allclose(noise * 0.8, 1e-4, 1e-5));
+  }
+}
+
 TEST_CASE("Hill with an explicit k matches the reference formula", "[estimators]") {
   auto x = pareto(1.2, 5000, 3);
   for (int64_t k : {1, 10, 100, 4999}) CHECK(hill(x, k).item<double>() == Approx(hill_reference(x, k)).epsilon(1e-3));

@@ -1,0 +1,120 @@
+// Benchmark of the tail-index estimators (scripts/bench/estimators builds and runs it).
+// 1. Cost per call of each estimator for n = 1e5, 1e6, 1e7 (float32, CPU).
+// 2. The quick-start MLP (784-256-128-10, batch 128): step time without alpha_hat, with the
+//    online global estimate every step, with layer scope, as the runner does them.
+// Prints one JSON object. Medians over repetitions.
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "estimators/hill.h"
+#include "estimators/noise.h"
+#include "estimators/tail.h"
+#include "experiments/models/mlp.h"
+#include "optimizers/clip.h"
+#include "optimizers/sgd.h"
+
+using Clock = std::chrono::steady_clock;
+
+double median_ms(int reps, const std::function<void()>& fn) {
+  std::vector<double> t;
+  fn();  // warm-up
+  for (int i = 0; i < reps; ++i) {
+    auto t0 = Clock::now();
+    fn();
+    t.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+int main(int argc, char** argv) {
+  namespace est = htga::estimators;
+  torch::NoGradGuard no_grad;
+  nlohmann::json out;
+  out["threads"] = torch::get_num_threads();
+  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  for (int64_t n : {100000L, 1000000L, 10000000L}) {
+    if (quick && n > 1000000) continue;
+    auto gen = at::detail::createCPUGenerator(1);
+    auto x = (1.0 - torch::rand({n}, gen, torch::kFloat32)).pow(-1.0 / 1.5);
+    const int reps = n >= 10000000 ? 3 : 9;
+    nlohmann::json row;
+    for (const auto& name : est::estimator_names())
+      row[name] = median_ms(reps, [&] { est::estimate(name, x).alpha.item<float>(); });
+    out["estimator_ms"][std::to_string(n)] = row;
+  }
+
+  // The quick-start MLP step, the runner's way.
+  torch::manual_seed(0);
+  htga::models::Mlp model(784, std::vector<int64_t>{256, 128}, 10);
+  auto params = model->parameters();
+  auto flat_grad = est::bind_flat_gradients(params);
+  htga::optimizers::Sgd sgd(params);
+  auto gen = at::detail::createCPUGenerator(2);
+  auto x = torch::randn({128, 1, 28, 28}, gen, torch::kFloat32);
+  auto y = torch::randint(0, 10, {128}, gen, torch::kInt64);
+  auto lr = torch::tensor(0.01f);
+  est::EmaNoise noise(0.9);
+  const int64_t n_params = flat_grad.numel();
+  std::vector<std::pair<int64_t, int64_t>> layers;
+  int64_t off = 0;
+  for (auto& p : params) {
+    layers.push_back({off, p.numel()});
+    off += p.numel();
+  }
+  enum Mode { kNone, kGlobal, kLayer, kGlobalCat };
+  auto step = [&](Mode mode) {
+    torch::AutoGradMode enable(true);
+    sgd.zero_grad();
+    auto loss = torch::nn::functional::cross_entropy(model->forward(x), y);
+    loss.backward();
+    torch::Tensor alpha;
+    if (mode == kGlobal || mode == kLayer) {
+      if (noise.update(flat_grad)) {
+        const auto& m = noise.mean();
+        if (mode == kGlobal) {
+          alpha = est::hill_of_difference(flat_grad, m);
+        } else {
+          std::vector<torch::Tensor> a;
+          for (auto [o, len] : layers)
+            a.push_back(est::hill_of_difference(flat_grad.narrow(0, o, len), m.narrow(0, o, len)));
+          alpha = torch::stack(a);
+        }
+      }
+    } else if (mode == kGlobalCat) {  // the walking skeleton's way: concatenate the gradients
+      std::vector<torch::Tensor> g;
+      for (auto& p : params) g.push_back(p.grad());
+      auto z = noise.observe(g);
+      if (z.defined()) alpha = est::hill(z);
+    }
+    htga::optimizers::clip_grad_norm(params, 1.0);
+    sgd.step(lr);
+    loss.item<float>();
+  };
+  const int reps = quick ? 50 : 300;
+  nlohmann::json mlp;
+  mlp["parameters"] = n_params;
+  mlp["hill_k"] = est::hill_default_k(n_params);
+  const double none = median_ms(reps, [&] { step(kNone); });
+  const double global = median_ms(reps, [&] { step(kGlobal); });
+  const double layer = median_ms(reps, [&] { step(kLayer); });
+  const double cat = median_ms(reps, [&] { step(kGlobalCat); });
+  mlp["step_ms_no_alpha"] = none;
+  mlp["step_ms_global_alpha"] = global;
+  mlp["step_ms_layer_alpha"] = layer;
+  mlp["step_ms_global_alpha_concatenating"] = cat;
+  mlp["alpha_cost_global"] = global / none - 1;
+  mlp["alpha_cost_layer"] = layer / none - 1;
+  mlp["alpha_cost_global_concatenating"] = cat / none - 1;
+  auto z = torch::randn({n_params}, gen, torch::kFloat32);
+  mlp["hill_ms_on_mlp_sized_vector"] = median_ms(reps, [&] { est::hill(z).item<float>(); });
+  out["mlp"] = mlp;
+  std::printf("%s\n", out.dump(1).c_str());
+}
