@@ -16,14 +16,32 @@ void require_database(const std::string& path) {
 }
 
 long run_export(const ExportOptions& options) {
-  if (options.what != "steps" && options.what != "runs")
-    throw InputError("export: unknown table \"" + options.what + "\"; valid: steps, runs");
+  if (options.what != "steps" && options.what != "runs" && options.what != "alpha")
+    throw InputError("export: unknown table \"" + options.what + "\"; valid: steps, runs, alpha");
   require_database(options.db_path);
   storage::Store store(options.db_path);
   const std::string out_path = options.out.empty() ? "results/" + options.what + ".csv" : options.out;
   AtomicFile file(out_path);
   long rows = 0;
-  if (options.what == "steps") {
+  if (options.what == "alpha") {
+    file.write(csv_line({"run_id", "step", "layer", "name", "numel", "alpha_hat"}));
+    std::map<int64_t, std::vector<storage::LayerInfo>> names;
+    for (const auto& r : store.runs()) names[r.id] = store.layers(r.id);
+    std::string chunk;
+    store.for_each_layer_alpha([&](int64_t run_id, const storage::LayerAlphaRow& r) {
+      const auto& layers = names[run_id];
+      const bool known = r.layer >= 0 && r.layer < static_cast<int64_t>(layers.size());
+      chunk += csv_line({std::to_string(run_id), std::to_string(r.step), std::to_string(r.layer),
+                         known ? layers[r.layer].name : "", known ? std::to_string(layers[r.layer].numel) : "",
+                         csv_number(r.alpha_hat)});
+      if (chunk.size() > (1 << 20)) {
+        file.write(chunk);
+        chunk.clear();
+      }
+      ++rows;
+    });
+    file.write(chunk);
+  } else if (options.what == "steps") {
     file.write(csv_line({"run_id", "step", "epoch", "loss", "train_acc", "lr", "alpha_hat", "grad_norm"}));
     std::string chunk;
     store.for_each_step([&](int64_t run_id, const storage::StepRow& r) {
@@ -85,7 +103,8 @@ void setup_export(CLI::App& app, int& exit_code) {
   exp->require_subcommand(1);
   const std::pair<const char*, const char*> tables[] = {
       {"steps", "One row per (run, step): run_id, step, epoch, loss, train_acc, lr, alpha_hat, grad_norm"},
-      {"runs", "One row per run: status, final test metrics, then the config flattened (optimizer.lr, ...)"}};
+      {"runs", "One row per run: status, final test metrics, then the config flattened (optimizer.lr, ...)"},
+      {"alpha", "One row per (run, step, layer) of runs with scope layer: alpha_hat per parameter tensor"}};
   for (const auto& [name, help] : tables) {
     auto opts = std::make_shared<ExportOptions>();
     opts->what = name;

@@ -35,7 +35,7 @@ struct ReportOptions {
 void run_report(const ReportOptions& options, std::ostream& out);
 
 struct ExportOptions {
-  std::string what;  // steps or runs
+  std::string what;  // steps, runs or alpha
   std::string db_path = kDefaultDb;
   std::string out;  // CSV path (default results/<what>.csv)
 };

@@ -15,7 +15,8 @@ namespace htga::experiments {
 struct Cell {
   /// {"dataset": {"name": ...}, "model": {...}, "optimizer": {...}, "train": {...}, "seed": n}
   nlohmann::json config;
-  /// 16 hex digits: FNV-1a of the canonical config without `train.device`.
+  /// 16 hex digits: FNV-1a of the canonical config without `train.device` and without
+  /// parameters at their default values.
   std::string key;
   /// Short human label: names plus the parameters that vary across the grid.
   std::string label;
@@ -37,7 +38,8 @@ Grid parse_grid(const nlohmann::json& doc, const std::string& source, const Grid
 /// Reads `path` and parses it.
 Grid load_grid(const std::string& path, const GridOptions& options = {});
 
-/// Stable key of a cell config (the canonical JSON without train.device).
+/// Stable key of a cell config: the canonical JSON without train.device and without parameters
+/// at their registry defaults.
 std::string cell_key(const nlohmann::json& config);
 
 }  // namespace htga::experiments

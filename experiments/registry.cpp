@@ -54,6 +54,12 @@ ParamSpec decay(std::string name, json def, std::string help) {
   p.max_exclusive = true;
   return p;
 }
+ParamSpec fraction(std::string name, json def, std::string help) {
+  ParamSpec p{std::move(name), ParamType::kNumber, std::move(def), std::move(help), 0.0, false, {}};
+  p.max = 1.0;
+  p.max_exclusive = true;
+  return p;
+}
 std::vector<std::string> names_of(const Registry& r) {
   std::vector<std::string> out;
   for (const auto& e : r.entries) out.push_back(e.name);
@@ -61,41 +67,123 @@ std::vector<std::string> names_of(const Registry& r) {
 }
 }  // namespace
 
+namespace {
+
+ParamSpec path_param(json def, std::string help) {
+  return {"path", ParamType::kString, std::move(def), std::move(help), -kInf, false, {}};
+}
+
+/// The settings every dataset has: the low-data subset, the validation split, augmentation.
+std::vector<ParamSpec> with_common(std::vector<ParamSpec> params, const char* augment) {
+  ParamSpec train_fraction{"train_fraction",
+                           ParamType::kNumber,
+                           1.0,
+                           "train on this fraction of each class (1 = all; not with train_size)",
+                           0.0,
+                           true,
+                           {}};
+  train_fraction.max = 1.0;  // (0, 1]
+  params.push_back(non_negative("train_size", 0,
+                                "train on this many examples, equal per class (0 = the whole training set)",
+                                ParamType::kInteger));
+  params.push_back(train_fraction);
+  params.push_back(non_negative("val_size", 0,
+                                "validation examples carved from the training set, equal per class, "
+                                "never trained on (0 = no validation split)",
+                                ParamType::kInteger));
+  params.push_back({"data_seed",
+                    ParamType::kInteger,
+                    0,
+                    "seed of the validation split and the training subset (the same for every run seed)",
+                    -kInf,
+                    false,
+                    {}});
+  params.push_back({"augment",
+                    ParamType::kString,
+                    augment,
+                    "train-time augmentation of each batch: none, or crop-flip (random 4-pixel-padded crop and "
+                    "horizontal flip)",
+                    -kInf,
+                    false,
+                    {"none", "crop-flip"}});
+  return params;
+}
+
+}  // namespace
+
 const Registry& datasets() {
   static const Registry r{
       "dataset",
-      {{"fashion-mnist",
-        "Fashion-MNIST, 28x28 grey images in 10 classes, from gzipped or plain IDX files",
-        {{"path",
-          ParamType::kString,
-          "/usr/share/datasets/fashion-mnist",
-          "folder with train-images-idx3-ubyte(.gz), train-labels-..., t10k-images-..., t10k-labels-...",
-          -kInf,
-          false,
-          {}},
-         non_negative("train_size", 0, "train on this many examples, equal per class (0 = the whole training set)",
-                      ParamType::kInteger),
-         {"data_seed",
-          ParamType::kInteger,
-          0,
-          "seed of the train_size subset (the same for every run seed)",
-          -kInf,
-          false,
-          {}}}}}};
+      {{"mnist", "MNIST, 28x28 grey digits in 10 classes, from gzipped or plain IDX files",
+        with_common({path_param(nullptr,
+                                "folder with train-images-idx3-ubyte(.gz), train-labels-..., "
+                                "t10k-images-..., t10k-labels-...")},
+                    "none")},
+       {"fashion-mnist", "Fashion-MNIST, 28x28 grey images in 10 classes, from gzipped or plain IDX files",
+        with_common({path_param("/usr/share/datasets/fashion-mnist",
+                                "folder with train-images-idx3-ubyte(.gz), train-labels-..., t10k-images-..., "
+                                "t10k-labels-...")},
+                    "none")},
+       {"cifar10", "CIFAR-10, 32x32 colour images in 10 classes, binary version",
+        with_common({path_param(nullptr,
+                                "folder with data_batch_1..5.bin and test_batch.bin (or with "
+                                "cifar-10-batches-bin/ inside)")},
+                    "crop-flip")},
+       {"cifar100", "CIFAR-100, 32x32 colour images in 100 classes (20 superclasses), binary version",
+        with_common({path_param(nullptr, "folder with train.bin and test.bin (or with cifar-100-binary/ inside)"),
+                     {"labels",
+                      ParamType::kString,
+                      "fine",
+                      "fine (100 classes) or coarse (20 superclasses)",
+                      -kInf,
+                      false,
+                      {"fine", "coarse"}}},
+                    "crop-flip")},
+       {"image-folder",
+        "images in class folders (ImageNet, Imagenette layout): path/train/<class>/*.png|jpg and "
+        "path/val/<class> or path/test/<class>; decoded once, then read from the cache",
+        with_common({path_param(nullptr, "root folder holding train/ and val/ (or test/)"),
+                     positive("size", 64, "side of the square images after the central crop and resize, in pixels",
+                              ParamType::kInteger),
+                     {"channels", ParamType::kInteger, 3, "1 (grey) or 3 (RGB)", 1.0, false, {}, 3.0, false}},
+                    "none")}}};
   return r;
 }
 
 const Registry& models() {
-  static const Registry r{"model",
-                          {{"mlp",
-                            "multi-layer perceptron on flattened inputs, ReLU between layers",
-                            {{"hidden",
-                              ParamType::kIntList,
-                              json::array({256, 128}),
-                              "hidden layer widths (a list of lists expands in a grid)",
-                              -kInf,
-                              false,
-                              {}}}}}};
+  static const Registry r{
+      "model",
+      {{"mlp",
+        "multi-layer perceptron on flattened inputs, ReLU between layers",
+        {{"hidden",
+          ParamType::kIntList,
+          json::array({256, 128}),
+          "hidden layer widths (a list of lists expands in a grid)",
+          -kInf,
+          false,
+          {}}}},
+       {"cnn",
+        "small LeNet-style network: per stage conv (same padding) -> ReLU -> 2x2 max pool, then fully "
+        "connected layers",
+        {{"channels",
+          ParamType::kIntList,
+          json::array({32, 64}),
+          "output channels of each conv stage",
+          -kInf,
+          false,
+          {}},
+         {"hidden",
+          ParamType::kIntList,
+          json::array({128}),
+          "widths of the fully connected layers before the logits",
+          -kInf,
+          false,
+          {}},
+         positive("kernel", 5, "side of the square conv kernels (odd)", ParamType::kInteger)}},
+       {"resnet20", "ResNet-20 for CIFAR (He et al. 2016, option A shortcuts), batch norm", {}},
+       {"resnet56", "ResNet-56 for CIFAR (He et al. 2016, option A shortcuts), batch norm", {}},
+       {"resnet18", "ResNet-18, CIFAR variant (3x3 stem, no max pool, projection shortcuts), batch norm", {}},
+       {"vgg11", "VGG-11 with batch norm, CIFAR variant (one Linear after global average pooling)", {}}}};
   return r;
 }
 
@@ -128,31 +216,66 @@ const Registry& estimators() {
   static const Registry r{
       "estimator",
       {{"hill",
-        "Hill estimator on the k = floor(sqrt(n)) largest magnitudes: alpha = k / sum_i log(X(i) / X(k+1))",
-        {}}}};
+        "Hill (1975) on the k largest magnitudes: alpha = k / sum_i log(X(i) / X(k+1)); k = floor(sqrt(n))",
+        {}},
+       {"pickands", "Pickands (1975) from X(k), X(2k), X(4k); k = floor(sqrt(n))", {}},
+       {"moment", "moment estimator of Dekkers, Einmahl and de Haan (1989); k = floor(sqrt(n))", {}},
+       {"stable",
+        "block estimator for symmetric alpha-stable noise (Mohammadi et al. 2015; Simsekli et al. 2019), "
+        "blocks of K1 = floor(sqrt(n))",
+        {}},
+       {"ks", "power-law fit with the KS-chosen xmin (Clauset, Shalizi, Newman 2009): Hill at a data-driven k", {}}}};
   return r;
 }
 
 const Registry& train_settings() {
-  static const Registry r{"setting",
-                          {{"train",
-                            "training settings, in a grid's \"defaults\" (a list expands like any hyper-parameter)",
-                            {positive("epochs", 1, "passes over the training set", ParamType::kInteger),
-                             positive("batch_size", 128, "examples per step", ParamType::kInteger),
-                             {"device",
-                              ParamType::kString,
-                              "auto",
-                              "auto (CUDA when present), cpu, cuda or cuda:N; not part of a cell's key",
-                              -kInf,
-                              false,
-                              {}},
-                             {"estimator", ParamType::kString, "hill", "tail-index estimator for alpha_hat", -kInf,
-                              false, names_of(estimators())},
-                             non_negative("alpha_every", 1,
-                                          "estimate alpha_hat of the gradient noise every this many steps (0 = never; "
-                                          "htga needs it)",
-                                          ParamType::kInteger),
-                             decay("noise_ema", 0.9, "noise = g_t - m_t, m_t an EMA of gradients with this factor")}}}};
+  static const Registry r{
+      "setting",
+      {{"train",
+        "training settings, in a grid's \"defaults\" (a list expands like any hyper-parameter)",
+        {positive("epochs", 1, "passes over the training set", ParamType::kInteger),
+         positive("batch_size", 128, "examples per step", ParamType::kInteger),
+         {"device",
+          ParamType::kString,
+          "auto",
+          "auto (CUDA when present), cpu, cuda or cuda:N; not part of a cell's key",
+          -kInf,
+          false,
+          {}},
+         {"estimator", ParamType::kString, "hill", "tail-index estimator for alpha_hat", -kInf, false,
+          names_of(estimators())},
+         non_negative("alpha_every", 1,
+                      "estimate alpha_hat of the gradient noise every this many steps (0 = never; "
+                      "htga needs it)",
+                      ParamType::kInteger),
+         decay("noise_ema", 0.9, "noise = g_t - m_t, m_t an EMA of gradients with this factor"),
+         {"noise",
+          ParamType::kString,
+          "noise",
+          "what is estimated: noise (g_t - EMA), gradient (raw g_t coordinates), probe (every "
+          "alpha_every steps, probe_batches minibatch gradients at the current weights minus "
+          "their mean, pooled; Simsekli et al. 2019)",
+          -kInf,
+          false,
+          {"noise", "gradient", "probe"}},
+         {"scope",
+          ParamType::kString,
+          "global",
+          "global (all parameters as one vector) or layer (one alpha_hat per parameter tensor, "
+          "stored per layer; the step's alpha_hat is their median)",
+          -kInf,
+          false,
+          {"global", "layer"}},
+         positive("probe_batches", 8, "minibatches per probe (noise = probe)", ParamType::kInteger),
+         non_negative("subsample", 0,
+                      "estimate on a fixed random subset of this many coordinates (0 = all; "
+                      "global scope)",
+                      ParamType::kInteger),
+         non_negative("k", 0,
+                      "order statistics for hill, pickands and moment, block size for stable "
+                      "(0 = floor(sqrt(n)))",
+                      ParamType::kInteger),
+         fraction("k_fraction", 0.0, "k as a fraction of n, e.g. 0.05 (0 = use k); overrides k")}}}};
   return r;
 }
 

@@ -14,8 +14,10 @@
 
 #include "estimators/hill.h"
 #include "estimators/noise.h"
+#include "experiments/alpha_monitor.h"
+#include "experiments/data/augment.h"
 #include "experiments/error.h"
-#include "experiments/models/mlp.h"
+#include "experiments/models/zoo.h"
 #include "optimizers/clip.h"
 #include "optimizers/htga.h"
 #include "optimizers/sgd.h"
@@ -61,26 +63,26 @@ void check_cells(const Grid& grid) {
   }
 }
 
-torch::nn::AnyModule make_model(const json& cfg, const data::Dataset& d) {
-  const std::string name = cfg.at("name").get<std::string>();
-  if (name == "mlp") {
-    const int64_t in = d.train_x[0].numel();
-    return torch::nn::AnyModule(models::Mlp(in, cfg.at("hidden").get<std::vector<int64_t>>(), d.num_classes));
-  }
-  throw InputError("unknown model \"" + name + "\"");
+models::InputShape input_shape(const data::Dataset& d) {
+  return {d.train_x.size(1), d.train_x.size(2), d.train_x.size(3), d.num_classes};
 }
 
 struct Evaluation {
   double loss = 0, acc = 0;
+  double top5 = NAN;  // measured for 100 classes or more
 };
 
+/// Loss, top-1 and (for 100+ classes) top-5 accuracy in eval mode (batch norm uses its running
+/// statistics), in chunks small enough for a ResNet's activations.
 Evaluation evaluate(torch::nn::AnyModule& model, torch::nn::Module& module, const torch::Tensor& x,
-                    const torch::Tensor& y) {
+                    const torch::Tensor& y, int64_t num_classes) {
   torch::NoGradGuard no_grad;
   module.eval();
-  const int64_t n = x.size(0), chunk = 4096;
+  const int64_t n = x.size(0), chunk = 1024;
+  const bool top5 = num_classes >= 100;
   auto loss_sum = torch::zeros({}, x.options().dtype(torch::kFloat64));
   auto correct = torch::zeros({}, x.options().dtype(torch::kInt64));
+  auto correct5 = torch::zeros({}, x.options().dtype(torch::kInt64));
   for (int64_t i = 0; i < n; i += chunk) {
     const int64_t len = std::min(chunk, n - i);
     auto logits = model.forward(x.narrow(0, i, len));
@@ -89,10 +91,11 @@ Evaluation evaluate(torch::nn::AnyModule& model, torch::nn::Module& module, cons
                     logits, yy, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                     .to(torch::kFloat64);
     correct += logits.argmax(1).eq(yy).sum();
+    if (top5) correct5 += std::get<1>(logits.topk(5, 1)).eq(yy.unsqueeze(1)).any(1).sum();
   }
   module.train();
-  auto both = torch::stack({loss_sum, correct.to(torch::kFloat64)}).cpu();
-  return {both[0].item<double>() / n, both[1].item<double>() / n};
+  auto all = torch::stack({loss_sum, correct.to(torch::kFloat64), correct5.to(torch::kFloat64)}).cpu();
+  return {all[0].item<double>() / n, all[1].item<double>() / n, top5 ? all[2].item<double>() / n : NAN};
 }
 
 }  // namespace
@@ -105,11 +108,10 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
   const auto seed = cfg["seed"].get<int64_t>();
   const auto epochs = train["epochs"].get<int64_t>();
   const auto batch = train["batch_size"].get<int64_t>();
-  const auto alpha_every = train["alpha_every"].get<int64_t>();
   const std::string opt_name = opt["name"].get<std::string>();
 
   torch::manual_seed(static_cast<uint64_t>(seed));
-  auto model = make_model(cfg["model"], d);
+  auto model = models::make_model(cfg["model"], input_shape(d));
   auto& module = *model.ptr();
   module.to(device);
   const std::vector<torch::Tensor> params = module.parameters();
@@ -131,20 +133,51 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
       throw InputError(cell.label + ": " + e.what());
     }
   }
-  estimators::EmaNoise noise(train["noise_ema"].get<double>());
+  // Gradients live in one flat buffer, so the estimator reads them without a copy.
+  auto flat_grad = estimators::bind_flat_gradients(params);
+  const auto alpha_settings = AlphaSettings::from_config(train);
+  AlphaMonitor monitor(alpha_settings, params, flat_grad, static_cast<uint64_t>(seed));
+  if (alpha_settings.scope == "layer") {
+    std::vector<storage::LayerInfo> layers;
+    for (const auto& item : module.named_parameters())
+      layers.push_back({static_cast<int64_t>(layers.size()), item.key(), item.value().numel()});
+    store.set_layers(run_id, layers);
+  }
 
   auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
-  const auto nan = torch::full({}, std::numeric_limits<float>::quiet_NaN(), f32);
   const auto const_lr = torch::full({}, opt["lr"].get<double>(), f32);
   // Batch order has its own generator so that nothing else (the estimator included) can shift it.
   auto order_gen = at::detail::createCPUGenerator(static_cast<uint64_t>(seed));
+  auto augment_gen = at::detail::createCPUGenerator(static_cast<uint64_t>(seed) ^ 0x5bd1e995ULL);
 
   const int64_t n = d.train_x.size(0);
   int64_t step = 0;
   std::vector<torch::Tensor> pending;  // per-step [loss, acc, lr, alpha_hat, grad_norm] on device
   std::vector<int64_t> pending_epoch;
   std::vector<storage::StepRow> rows;
+  std::vector<std::pair<int64_t, torch::Tensor>> pending_layers;  // (step, per-layer alpha_hat)
   CellOutcome out;
+
+  // The probe noise source: fresh minibatches at the current weights, from a generator of its
+  // own (the training order is untouched); batch-norm statistics are restored afterwards.
+  auto probe_gen = at::detail::createCPUGenerator(static_cast<uint64_t>(seed) ^ 0x9e3779b97f4a7c15ULL);
+  std::vector<torch::Tensor> saved_buffers;
+  auto probe = [&] {
+    if (saved_buffers.empty())
+      for (const auto& b : module.buffers()) saved_buffers.push_back(b.clone());
+    auto idx =
+        torch::randint(n, {std::min(batch, n)}, probe_gen, torch::TensorOptions().dtype(torch::kInt64)).to(device);
+    sgd.zero_grad();
+    torch::nn::functional::cross_entropy(model.forward(d.train_x.index_select(0, idx)), d.train_y.index_select(0, idx))
+        .backward();
+  };
+  auto restore_buffers = [&] {
+    if (saved_buffers.empty()) return;
+    auto buffers = module.buffers();
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(saved_buffers[i]);
+    saved_buffers.clear();
+  };
 
   // Moves buffered statistics to the host in one copy and writes them; returns false at a
   // non-finite loss (rows up to that step are kept). Checking only here keeps the loop free of
@@ -168,6 +201,18 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
       }
     }
     store.append_steps(run_id, rows);
+    if (!pending_layers.empty()) {
+      std::vector<torch::Tensor> stacked;
+      for (const auto& [s, t] : pending_layers) stacked.push_back(t);
+      auto layer_host = torch::stack(stacked).to(torch::kCPU, torch::kFloat64).contiguous();
+      const double* lv = layer_host.data_ptr<double>();
+      const int64_t per = layer_host.size(1);
+      std::vector<storage::LayerAlphaRow> layer_rows;
+      for (size_t i = 0; i < pending_layers.size(); ++i)
+        for (int64_t l = 0; l < per; ++l) layer_rows.push_back({pending_layers[i].first, l, lv[i * per + l]});
+      store.append_layer_alphas(run_id, layer_rows);
+      pending_layers.clear();
+    }
     pending.clear();
     pending_epoch.clear();
     return ok;
@@ -178,7 +223,7 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
     for (int64_t start = 0; start < n; start += batch) {
       const int64_t len = std::min(batch, n - start);
       auto idx = perm.narrow(0, start, len);
-      auto x = d.train_x.index_select(0, idx);
+      auto x = data::augment_batch(d.train_x.index_select(0, idx), d.augment, augment_gen);
       auto y = d.train_y.index_select(0, idx);
 
       sgd.zero_grad();
@@ -187,13 +232,10 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
       loss.backward();
 
       // alpha_hat of the gradient noise, on the raw (unclipped) gradient.
-      torch::Tensor alpha = nan;
-      if (alpha_every > 0) {
-        std::vector<torch::Tensor> grads;
-        for (const auto& p : params) grads.push_back(p.grad());
-        auto g_noise = noise.observe(grads);
-        if (g_noise.defined() && step % alpha_every == 0) alpha = estimators::hill(g_noise);
-      }
+      auto estimate = monitor.observe(step, probe);
+      restore_buffers();
+      const torch::Tensor& alpha = estimate.alpha;
+      if (estimate.layers.defined()) pending_layers.push_back({step, estimate.layers});
       auto lr = controller ? controller->update(alpha, step) : const_lr;
       auto clip = optimizers::clip_grad_norm(params, clip_norm);
       sgd.step(lr);
@@ -207,13 +249,17 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
     }
     if (!flush()) return out;
     const bool last = epoch + 1 == epochs;
-    auto ev = evaluate(model, module, d.test_x, d.test_y);
-    store.add_eval(run_id, {epoch, step, "test", ev.loss, ev.acc, NAN, last});
+    if (d.val_x.size(0) > 0) {
+      auto val = evaluate(model, module, d.val_x, d.val_y, d.num_classes);
+      store.add_eval(run_id, {epoch, step, "val", val.loss, val.acc, val.top5, last});
+    }
+    auto ev = evaluate(model, module, d.test_x, d.test_y, d.num_classes);
+    store.add_eval(run_id, {epoch, step, "test", ev.loss, ev.acc, ev.top5, last});
     out.test_acc = ev.acc;
     out.test_loss = ev.loss;
     if (last) {  // accuracy on the whole training set, for the generalization gap
-      auto tr = evaluate(model, module, d.train_x, d.train_y);
-      store.add_eval(run_id, {epoch, step, "train", tr.loss, tr.acc, NAN, true});
+      auto tr = evaluate(model, module, d.train_x, d.train_y, d.num_classes);
+      store.add_eval(run_id, {epoch, step, "train", tr.loss, tr.acc, tr.top5, true});
       out.train_acc = tr.acc;
     }
   }
@@ -265,12 +311,14 @@ RunSummary run_grid(const RunOptions& options, std::ostream& progress) {
     return r && (r->status == "finished" || r->status == "diverged") ? r : std::nullopt;
   };
   std::map<std::string, data::Dataset> loaded;
+  data::LoadOptions load_options;  // decoded datasets cached beside the database
+  load_options.cache_dir = (fs::absolute(options.db_path).parent_path() / "htga-data-cache").string();
   for (const Cell& c : grid.cells) {
     const std::string key = c.config["dataset"].dump() + "@" + device_of(c).str();
     if (loaded.count(key) || done(c)) continue;
-    auto ds = data::load_dataset(c.config["dataset"], device_of(c));
-    say(fmt::format("loaded {} ({} train, {} test) on {} in {:.2f} s", ds.name, ds.train_x.size(0), ds.test_x.size(0),
-                    device_of(c).str(), ds.load_seconds));
+    auto ds = data::load_dataset(c.config["dataset"], device_of(c), load_options);
+    say(fmt::format("loaded {} ({} train, {} val, {} test) on {} in {:.2f} s; cache {}", ds.name, ds.train_x.size(0),
+                    ds.val_x.size(0), ds.test_x.size(0), device_of(c).str(), ds.load_seconds, ds.cache_note));
     loaded.emplace(key, std::move(ds));
   }
 

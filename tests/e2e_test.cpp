@@ -228,6 +228,48 @@ TEST_CASE("a diverging run is recorded and the grid goes on", "[e2e]") {
   CHECK(htga::storage::Store(db).runs().size() == 2);
 }
 
+TEST_CASE("alpha_hat settings: per-layer probe estimates reach the database and the export", "[e2e]") {
+  TempDir dir("e2ealpha");
+  const std::string db = dir.file("htga.db");
+  write_text(dir.file("alpha.json"), R"({"name": "alpha",
+    "defaults": {"device": "cpu", "noise": "probe", "probe_batches": 3, "alpha_every": 2, "scope": "layer",
+                 "estimator": ["hill", "stable"]},
+    "datasets": [{"name": "fashion-mnist", "train_size": 512}],
+    "models": [{"name": "mlp", "hidden": [64]}],
+    "optimizers": [{"name": "htga", "lr": 0.1, "warmup_steps": 0}], "seeds": [0]})");
+  auto r = htga_cmd("run grid " + dir.file("alpha.json") + " --db " + db, dir);
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  htga::storage::Store store(db);
+  auto runs = store.runs();
+  REQUIRE(runs.size() == 2);
+  for (const auto& run : runs) {
+    CHECK(run.status == "finished");
+    auto layers = store.layers(run.id);
+    REQUIRE(layers.size() == 4);  // two weights, two biases
+    CHECK(layers[0].name == "layers.0.weight");
+    CHECK(layers[0].numel == 784 * 64);
+  }
+  int rows = 0, finite = 0;
+  store.for_each_layer_alpha([&](int64_t, const htga::storage::LayerAlphaRow& a) {
+    ++rows;
+    finite += std::isfinite(a.alpha_hat) ? 1 : 0;
+    CHECK(a.step % 2 == 0);
+  });
+  CHECK(rows == 2 * 2 * 4);  // 2 runs x steps 0 and 2 x 4 layers
+  CHECK(finite >= rows / 2);
+  int with_alpha = 0;
+  store.for_each_step([&](int64_t, const htga::storage::StepRow& s) { with_alpha += std::isfinite(s.alpha_hat); });
+  CHECK(with_alpha == 4);  // the median over layers, on the estimate steps
+
+  auto exp = htga_cmd("export alpha --db " + db + " --out " + dir.file("alpha.csv"), dir);
+  CHECK(exp.code == 0);
+  const std::string csv = read_file(dir.file("alpha.csv"));
+  CHECK(csv.rfind("run_id,step,layer,name,numel,alpha_hat\n", 0) == 0);
+  CHECK(lines_of(csv) == rows + 1);
+  CHECK(csv.find("layers.0.weight") != std::string::npos);
+}
+
 TEST_CASE("help and list", "[e2e]") {
   TempDir dir("e2ehelp");
   auto r = htga_cmd("--help", dir);

@@ -1,11 +1,17 @@
 #include "experiments/data/dataset.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <random>
 
+#include "experiments/data/cache.h"
+#include "experiments/data/cifar.h"
 #include "experiments/data/idx.h"
+#include "experiments/data/image_folder.h"
 #include "experiments/error.h"
 
 namespace htga::data {
@@ -25,58 +31,152 @@ std::string find_file(const std::string& dir, const std::string& name) {
   return {};
 }
 
-struct Split {
-  IdxArray images;
-  std::vector<uint8_t> labels;
-};
+bool is_mnist(const std::string& name) { return name == "mnist" || name == "fashion-mnist"; }
 
-Split read_split(const std::string& dir, const char* images_name, const char* labels_name, int64_t num_classes) {
+CifarFormat cifar_format(const json& config) {
+  if (config.at("name") == "cifar10") return CifarFormat::kCifar10;
+  return config.value("labels", std::string("fine")) == "coarse" ? CifarFormat::kCifar100Coarse
+                                                                 : CifarFormat::kCifar100Fine;
+}
+
+ImageFolderOptions image_options(const json& config) {
+  ImageFolderOptions o;
+  o.size = config.value("size", o.size);
+  o.channels = config.value("channels", o.channels);
+  return o;
+}
+
+RawSplit read_mnist_split(const std::string& dir, const char* images_name, const char* labels_name,
+                          int64_t num_classes) {
   std::string images_path = find_file(dir, images_name);
   std::string labels_path = find_file(dir, labels_name);
   if (images_path.empty()) throw InputError(dir + ": missing " + images_name + "(.gz)");
   if (labels_path.empty()) throw InputError(dir + ": missing " + labels_name + "(.gz)");
-  Split s;
-  s.images = read_idx_u8(images_path);
-  if (s.images.dims.size() != 3)
+  IdxArray images = read_idx_u8(images_path);
+  if (images.dims.size() != 3)
     throw InputError(images_path + ": expected 3 dimensions (count, rows, columns), got " +
-                     std::to_string(s.images.dims.size()));
+                     std::to_string(images.dims.size()));
   IdxArray labels = read_idx_u8(labels_path);
   if (labels.dims.size() != 1)
     throw InputError(labels_path + ": expected 1 dimension, got " + std::to_string(labels.dims.size()));
-  if (labels.dims[0] != s.images.dims[0])
+  if (labels.dims[0] != images.dims[0])
     throw InputError(labels_path + ": " + std::to_string(labels.dims[0]) + " labels for " +
-                     std::to_string(s.images.dims[0]) + " images in " + images_path);
+                     std::to_string(images.dims[0]) + " images in " + images_path);
   for (size_t i = 0; i < labels.data.size(); ++i)
     if (labels.data[i] >= num_classes)
       throw InputError(labels_path + ": label " + std::to_string(labels.data[i]) + " at item " + std::to_string(i) +
                        " is outside 0.." + std::to_string(num_classes - 1));
-  s.labels = std::move(labels.data);
+  const int64_t n = images.dims[0], h = images.dims[1], w = images.dims[2];
+  RawSplit s;
+  s.images = torch::from_blob(images.data.data(), {n, 1, h, w}, torch::kUInt8).clone();
+  s.labels = torch::from_blob(labels.data.data(), {n}, torch::kUInt8).to(torch::kInt64);
   return s;
 }
 
-/// Images (selected rows) as float [n, 1, rows, cols] in [0, 1], labels as int64.
-std::pair<torch::Tensor, torch::Tensor> to_tensors(const Split& s, const std::vector<int64_t>* rows) {
-  const int64_t h = s.images.dims[1], w = s.images.dims[2], n_all = s.images.dims[0];
-  auto images = torch::from_blob(const_cast<uint8_t*>(s.images.data.data()), {n_all, 1, h, w}, torch::kUInt8);
-  auto labels = torch::from_blob(const_cast<uint8_t*>(s.labels.data()), {n_all}, torch::kUInt8);
-  if (rows) {
-    auto idx = torch::tensor(*rows, torch::kInt64);
-    images = images.index_select(0, idx);
-    labels = labels.index_select(0, idx);
+RawDataset load_mnist(const std::string& dir) {
+  if (!fs::is_directory(dir)) throw InputError(dir + ": dataset folder not found");
+  RawDataset d;
+  d.num_classes = 10;
+  d.train = read_mnist_split(dir, kMnistFiles[0], kMnistFiles[1], d.num_classes);
+  d.test = read_mnist_split(dir, kMnistFiles[2], kMnistFiles[3], d.num_classes);
+  if (d.train.images.sizes().slice(2) != d.test.images.sizes().slice(2))
+    throw InputError(dir + ": train and test images differ in size");
+  return d;
+}
+
+/// The settings that change what decoding produces (the cache's file name and part of its key).
+json decode_settings(const json& config) {
+  json s = {{"name", config.at("name")}, {"path", fs::absolute(config.at("path").get<std::string>()).string()}};
+  const std::string name = config.at("name").get<std::string>();
+  if (name == "cifar100") s["labels"] = config.value("labels", std::string("fine"));
+  if (name == "image-folder") {
+    const ImageFolderOptions o = image_options(config);
+    s["size"] = o.size;
+    s["channels"] = o.channels;
   }
-  return {images.to(torch::kFloat32).div_(255.0), labels.to(torch::kInt64)};
+  return s;
+}
+
+/// The cache key: the decoding settings and the path, size and modification time of every file
+/// read, so that a changed file makes a new cache.
+std::string cache_key(const json& config) {
+  std::string files;
+  for (const std::string& f : source_files(config)) {
+    struct stat st {};
+    if (::stat(f.c_str(), &st) != 0) throw InputError(f + ": cannot read");
+    files += f + "\t" + std::to_string(st.st_size) + "\t" + std::to_string(st.st_mtim.tv_sec) + "." +
+             std::to_string(st.st_mtim.tv_nsec) + "\n";
+  }
+  return decode_settings(config).dump() + " files " + fnv1a_hex(files);
+}
+
+std::vector<int64_t> to_vector(const torch::Tensor& labels) {
+  auto l = labels.to(torch::kInt64).contiguous();
+  return std::vector<int64_t>(l.data_ptr<int64_t>(), l.data_ptr<int64_t>() + l.numel());
+}
+
+torch::Tensor rows_of(const torch::Tensor& t, const std::vector<int64_t>& rows) {
+  return t.index_select(0, torch::tensor(rows, torch::kInt64));
 }
 
 }  // namespace
 
-void check_available(const json& config) {
+std::vector<std::string> source_files(const json& config) {
+  const std::string name = config.at("name").get<std::string>();
   const std::string dir = config.at("path").get<std::string>();
-  if (!fs::is_directory(dir)) throw InputError(dir + ": dataset folder not found");
-  for (const char* name : kMnistFiles)
-    if (find_file(dir, name).empty()) throw InputError(dir + ": missing " + std::string(name) + "(.gz)");
+  std::vector<std::string> out;
+  if (is_mnist(name)) {
+    for (const char* f : kMnistFiles) {
+      std::string p = find_file(dir, f);
+      if (p.empty()) throw InputError(dir + ": missing " + std::string(f) + "(.gz)");
+      out.push_back(p);
+    }
+  } else if (name == "cifar10" || name == "cifar100") {
+    const CifarFormat format = cifar_format(config);
+    const std::string folder = cifar_folder(dir, format);
+    for (bool train : {true, false})
+      for (const std::string& f : cifar_files(folder, format, train)) out.push_back(f);
+  } else if (name == "image-folder") {
+    const ImageFolderListing l = list_image_folder(dir);
+    for (const auto* files : {&l.train, &l.test})
+      for (const ImageFile& f : *files) out.push_back(f.path);
+  } else {
+    throw InputError("unknown dataset \"" + name + "\"");
+  }
+  return out;
 }
 
-std::vector<int64_t> stratified_subset(const std::vector<uint8_t>& labels, int64_t num_classes, int64_t size,
+void check_available(const json& config) {
+  const std::string name = config.at("name").get<std::string>();
+  const std::string dir = config.at("path").get<std::string>();
+  if (!fs::is_directory(dir)) throw InputError(dir + ": dataset folder not found");
+  if (is_mnist(name)) {
+    for (const char* f : kMnistFiles)
+      if (find_file(dir, f).empty()) throw InputError(dir + ": missing " + std::string(f) + "(.gz)");
+  } else if (name == "cifar10" || name == "cifar100") {
+    cifar_folder(dir, cifar_format(config));
+  } else if (name == "image-folder") {
+    image_folder_test_dir(dir);
+    const ImageFolderOptions o = image_options(config);
+    if (o.channels != 1 && o.channels != 3)
+      throw InputError("channels must be 1 (grey) or 3 (RGB), got " + std::to_string(o.channels));
+  } else {
+    throw InputError("unknown dataset \"" + name + "\"");
+  }
+  if (config.value("train_size", int64_t{0}) > 0 && config.value("train_fraction", 1.0) < 1.0)
+    throw InputError("train_size and train_fraction both set: give one of them");
+}
+
+RawDataset decode_dataset(const json& config) {
+  const std::string name = config.at("name").get<std::string>();
+  const std::string dir = config.at("path").get<std::string>();
+  if (is_mnist(name)) return load_mnist(dir);
+  if (name == "cifar10" || name == "cifar100") return load_cifar(dir, cifar_format(config));
+  if (name == "image-folder") return load_image_folder(dir, image_options(config));
+  throw InputError("unknown dataset \"" + name + "\"");
+}
+
+std::vector<int64_t> stratified_subset(const std::vector<int64_t>& labels, int64_t num_classes, int64_t size,
                                        uint64_t seed) {
   const auto n = static_cast<int64_t>(labels.size());
   if (size > n)
@@ -104,43 +204,135 @@ std::vector<int64_t> stratified_subset(const std::vector<uint8_t>& labels, int64
   return out;
 }
 
-Dataset load_dataset(const json& config, const torch::Device& device) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const std::string name = config.at("name").get<std::string>();
-  if (name != "fashion-mnist") throw InputError("unknown dataset \"" + name + "\"");
-  const std::string dir = config.at("path").get<std::string>();
-  check_available(config);
-  const int64_t classes = 10;
+std::vector<int64_t> stratified_subset(const std::vector<uint8_t>& labels, int64_t num_classes, int64_t size,
+                                       uint64_t seed) {
+  return stratified_subset(std::vector<int64_t>(labels.begin(), labels.end()), num_classes, size, seed);
+}
 
-  Split train = read_split(dir, kMnistFiles[0], kMnistFiles[1], classes);
-  Split test = read_split(dir, kMnistFiles[2], kMnistFiles[3], classes);
-  if (train.images.dims[1] != test.images.dims[1] || train.images.dims[2] != test.images.dims[2])
-    throw InputError(dir + ": train and test images differ in size");
-
-  const int64_t train_size = config.value("train_size", int64_t{0});
-  std::vector<int64_t> rows;
-  if (train_size > 0) {
-    try {
-      rows = stratified_subset(train.labels, classes, train_size, config.value("data_seed", uint64_t{0}));
-    } catch (const InputError& e) {
-      throw InputError(dir + ": " + e.what());
+std::vector<int64_t> stratified_fraction(const std::vector<int64_t>& labels, int64_t num_classes, double fraction,
+                                         uint64_t seed) {
+  if (!(fraction > 0 && fraction <= 1))
+    throw InputError("train_fraction must be in (0, 1], got " + std::to_string(fraction));
+  std::vector<std::vector<int64_t>> by_class(num_classes);
+  for (size_t i = 0; i < labels.size(); ++i) by_class[labels[i]].push_back(static_cast<int64_t>(i));
+  std::mt19937_64 rng(seed);
+  std::vector<int64_t> out;
+  for (auto& v : by_class) {
+    if (v.empty()) continue;
+    const auto n = static_cast<int64_t>(v.size());
+    const int64_t want = std::clamp<int64_t>(std::llround(fraction * static_cast<double>(n)), 1, n);
+    for (int64_t i = 0; i < want; ++i) {
+      const auto j = i + static_cast<int64_t>(rng() % static_cast<uint64_t>(n - i));
+      std::swap(v[i], v[j]);
     }
+    out.insert(out.end(), v.begin(), v.begin() + want);
   }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+SplitRows split_rows(const std::vector<int64_t>& labels, int64_t num_classes, int64_t val_size, int64_t train_size,
+                     double train_fraction, uint64_t seed) {
+  SplitRows out;
+  std::vector<int64_t> pool;  // rows left for training
+  if (val_size > 0) {
+    try {
+      out.val = stratified_subset(labels, num_classes, val_size, seed);
+    } catch (const InputError& e) {
+      std::string msg = e.what();
+      throw InputError("val_size" + msg.substr(msg.find(' ')));
+    }
+    std::vector<bool> taken(labels.size());
+    for (int64_t i : out.val) taken[i] = true;
+    for (size_t i = 0; i < labels.size(); ++i)
+      if (!taken[i]) pool.push_back(static_cast<int64_t>(i));
+  } else {
+    pool.resize(labels.size());
+    for (size_t i = 0; i < pool.size(); ++i) pool[i] = static_cast<int64_t>(i);
+  }
+  std::vector<int64_t> pool_labels;
+  for (int64_t i : pool) pool_labels.push_back(labels[i]);
+  std::vector<int64_t> picked;
+  if (train_size > 0) {
+    // A different stream from the validation split's, the same as before val_size existed.
+    picked =
+        stratified_subset(pool_labels, num_classes, train_size, val_size > 0 ? seed ^ 0x9e3779b97f4a7c15ULL : seed);
+  } else if (train_fraction < 1.0) {
+    picked = stratified_fraction(pool_labels, num_classes, train_fraction, seed ^ 0x9e3779b97f4a7c15ULL);
+  } else {
+    out.train = std::move(pool);
+    return out;
+  }
+  for (int64_t p : picked) out.train.push_back(pool[p]);
+  return out;
+}
+
+Dataset load_dataset(const json& config, const torch::Device& device, const LoadOptions& options) {
+  const auto t0 = std::chrono::steady_clock::now();
+  check_available(config);
+  const std::string name = config.at("name").get<std::string>();
+  const std::string dir = config.at("path").get<std::string>();
 
   Dataset d;
   d.name = name;
-  d.num_classes = classes;
-  std::tie(d.train_x, d.train_y) = to_tensors(train, train_size > 0 ? &rows : nullptr);
-  std::tie(d.test_x, d.test_y) = to_tensors(test, nullptr);
-  // Normalise with the statistics of the examples trained on: nothing from the test set leaks in.
-  const auto mean = d.train_x.mean().item<double>();
-  const auto std = d.train_x.std().item<double>();
-  d.train_x.sub_(mean).div_(std);
-  d.test_x.sub_(mean).div_(std);
-  d.train_x = d.train_x.to(device);
-  d.train_y = d.train_y.to(device);
-  d.test_x = d.test_x.to(device);
-  d.test_y = d.test_y.to(device);
+  RawDataset raw;
+  bool decoded = true;
+  std::string cache_path, key;
+  if (!options.cache_dir.empty()) {
+    key = cache_key(config);
+    cache_path = options.cache_dir + "/" + name + "-" + fnv1a_hex(decode_settings(config).dump()) + ".bin";
+    std::string why_not;
+    if (auto cached = read_cache(cache_path, key, &why_not)) {
+      raw = std::move(*cached);
+      decoded = false;
+      d.cache_note = "read " + cache_path;
+    } else {
+      d.cache_note =
+          why_not == "no cache file" ? "written " + cache_path : "rewritten " + cache_path + " (" + why_not + ")";
+    }
+  }
+  if (decoded) {
+    raw = decode_dataset(config);
+    if (!cache_path.empty()) write_cache(cache_path, key, raw);
+  }
+  d.num_classes = raw.num_classes;
+
+  // Validation split and low-data subset, reproducible from data_seed.
+  const int64_t train_size = config.value("train_size", int64_t{0});
+  const int64_t val_size = config.value("val_size", int64_t{0});
+  const double train_fraction = config.value("train_fraction", 1.0);
+  SplitRows rows;
+  try {
+    rows = split_rows(to_vector(raw.train.labels), d.num_classes, val_size, train_size, train_fraction,
+                      config.value("data_seed", uint64_t{0}));
+  } catch (const InputError& e) {
+    throw InputError(dir + ": " + e.what());
+  }
+  const bool all = static_cast<int64_t>(rows.train.size()) == raw.train.labels.size(0);
+  auto train_images = all ? raw.train.images : rows_of(raw.train.images, rows.train);
+  d.train_y = all ? raw.train.labels : rows_of(raw.train.labels, rows.train);
+  auto val_images = rows_of(raw.train.images, rows.val);
+  d.val_y = rows_of(raw.train.labels, rows.val);
+  d.test_y = raw.test.labels;
+
+  // Per-channel statistics of the examples trained on: nothing from validation or test leaks in.
+  d.train_x = train_images.to(torch::kFloat32).div_(255.0);
+  const int64_t channels = d.train_x.size(1);
+  auto per_channel = d.train_x.transpose(0, 1).reshape({channels, -1});
+  auto mean = per_channel.mean(1).to(torch::kFloat64);
+  auto std = per_channel.std(1).to(torch::kFloat64);
+  for (int64_t c = 0; c < channels; ++c) {
+    d.mean.push_back(mean[c].item<double>());
+    d.std.push_back(std::max(std[c].item<double>(), 1e-12));
+  }
+  auto m = torch::tensor(d.mean, torch::kFloat32).view({1, channels, 1, 1});
+  auto s = torch::tensor(d.std, torch::kFloat32).view({1, channels, 1, 1});
+  d.train_x.sub_(m).div_(s);
+  d.val_x = val_images.to(torch::kFloat32).div_(255.0).sub_(m).div_(s);
+  d.test_x = raw.test.images.to(torch::kFloat32).div_(255.0).sub_(m).div_(s);
+
+  d.augment = config.value("augment", std::string("none"));
+  for (torch::Tensor* t : {&d.train_x, &d.train_y, &d.val_x, &d.val_y, &d.test_x, &d.test_y}) *t = t->to(device);
   d.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return d;
 }

@@ -1,5 +1,10 @@
 #pragma once
-// Datasets held whole on the device: inputs normalised, labels as int64.
+// Datasets held whole on the device: inputs normalised per channel, labels as int64.
+//
+// Every loader first decodes its files into a RawDataset (uint8 pixels, int64 labels, on the
+// host), which is what the cache beside the database holds; load_dataset then carves the
+// validation split and the low-data training subset, normalises and moves the tensors to the
+// device.
 
 #include <torch/torch.h>
 
@@ -10,25 +15,71 @@
 
 namespace htga::data {
 
+/// One split as decoded from its files.
+struct RawSplit {
+  torch::Tensor images;  // uint8 [N, C, H, W] on the host, contiguous
+  torch::Tensor labels;  // int64 [N] on the host, each in 0..num_classes-1
+};
+
+/// A dataset as decoded from its files, before subsets and normalisation.
+struct RawDataset {
+  RawSplit train, test;
+  int64_t num_classes = 0;
+};
+
 struct Dataset {
   std::string name;
   torch::Tensor train_x, train_y;  // [N, C, H, W] float32, [N] int64
+  torch::Tensor val_x, val_y;      // carved from the training set; 0 rows when val_size is 0
   torch::Tensor test_x, test_y;
   int64_t num_classes = 0;
-  double load_seconds = 0;
+  std::string augment = "none";   // train-time augmentation of batches: none or crop-flip
+  std::vector<double> mean, std;  // per-channel statistics of train_x's pixels (in [0, 1]) removed
+  double load_seconds = 0;        // decoding (or reading the cache), subsetting, moving to the device
+  std::string cache_note;         // what the cache did: "" (no cache), "read", "written", or why not
 };
 
-/// Checks, without reading them, that a dataset config's files exist (grid validation).
-/// Throws InputError naming the path.
+struct LoadOptions {
+  std::string cache_dir;  // folder of decoded-dataset caches ("" = no cache)
+};
+
+/// Checks, without reading them, that a dataset config's files exist and its settings agree
+/// (grid validation). Throws InputError naming the path or the setting.
 void check_available(const nlohmann::json& config);
 
-/// Loads a dataset config (canonical, as a grid cell holds it) onto `device`.
-Dataset load_dataset(const nlohmann::json& config, const torch::Device& device);
+/// Loads a dataset config (canonical, as a grid cell holds it; missing settings take their
+/// defaults) onto `device`. Throws InputError naming the file and the problem.
+Dataset load_dataset(const nlohmann::json& config, const torch::Device& device, const LoadOptions& options = {});
+
+/// Decodes a dataset config's files (no subsets, no normalisation, no cache).
+RawDataset decode_dataset(const nlohmann::json& config);
+
+/// The files a dataset config reads, for the cache key (their sizes and times are part of it).
+std::vector<std::string> source_files(const nlohmann::json& config);
 
 /// Indices of a subset of `size` examples with equal counts per class (the first
 /// size % num_classes classes get one more), drawn reproducibly from `seed`, sorted.
 /// Throws InputError when a class has too few examples.
+std::vector<int64_t> stratified_subset(const std::vector<int64_t>& labels, int64_t num_classes, int64_t size,
+                                       uint64_t seed);
 std::vector<int64_t> stratified_subset(const std::vector<uint8_t>& labels, int64_t num_classes, int64_t size,
                                        uint64_t seed);
+
+/// Indices of a subset holding round(fraction * n_c) examples of each class c (at least one of
+/// each class present), so the class proportions of `labels` are kept; reproducible from
+/// `seed`, sorted. `fraction` in (0, 1].
+std::vector<int64_t> stratified_fraction(const std::vector<int64_t>& labels, int64_t num_classes, double fraction,
+                                         uint64_t seed);
+
+/// The rows of a training set of `labels` after carving a stratified validation split of
+/// `val_size` examples and keeping `train_size` examples (equal per class, 0 = all) or
+/// `train_fraction` of each class (1 = all) of the rest. Both are drawn from `seed`, sorted and
+/// disjoint; with val_size 0 the training rows are those of stratified_subset(labels, ...,
+/// train_size, seed).
+struct SplitRows {
+  std::vector<int64_t> train, val;
+};
+SplitRows split_rows(const std::vector<int64_t>& labels, int64_t num_classes, int64_t val_size, int64_t train_size,
+                     double train_fraction, uint64_t seed);
 
 }  // namespace htga::data

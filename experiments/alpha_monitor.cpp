@@ -1,0 +1,116 @@
+#include "experiments/alpha_monitor.h"
+
+#include <cmath>
+#include <limits>
+
+#include "estimators/hill.h"
+#include "estimators/tail.h"
+
+namespace htga::experiments {
+
+AlphaSettings AlphaSettings::from_config(const nlohmann::json& t) {
+  AlphaSettings s;
+  s.estimator = t.value("estimator", s.estimator);
+  s.noise = t.value("noise", s.noise);
+  s.scope = t.value("scope", s.scope);
+  s.every = t.value("alpha_every", s.every);
+  s.noise_ema = t.value("noise_ema", s.noise_ema);
+  s.probe_batches = t.value("probe_batches", s.probe_batches);
+  s.subsample = t.value("subsample", s.subsample);
+  s.k = t.value("k", s.k);
+  s.k_fraction = t.value("k_fraction", s.k_fraction);
+  return s;
+}
+
+AlphaMonitor::AlphaMonitor(const AlphaSettings& settings, const std::vector<torch::Tensor>& params,
+                           torch::Tensor flat_grad, uint64_t seed)
+    : s_(settings), flat_grad_(std::move(flat_grad)), ema_(settings.noise_ema) {
+  int64_t offset = 0;
+  for (const auto& p : params) {
+    slices_.push_back({offset, p.numel()});
+    offset += p.numel();
+  }
+  if (s_.subsample > 0 && s_.scope == "global")
+    subsample_.emplace(flat_grad_.numel(), s_.subsample, seed ^ 0x5eed5eedULL, flat_grad_.device());
+  nan_ = torch::full({}, std::numeric_limits<float>::quiet_NaN(), flat_grad_.options().dtype(torch::kFloat32));
+}
+
+int64_t AlphaMonitor::k_for(int64_t n) const {
+  if (s_.k_fraction > 0) return std::max<int64_t>(1, static_cast<int64_t>(std::floor(s_.k_fraction * n)));
+  return s_.k;
+}
+
+/// The estimate of a - b (b null: of a).
+torch::Tensor AlphaMonitor::estimate_one(const torch::Tensor& a, const torch::Tensor* b) const {
+  const int64_t k = k_for(a.numel());
+  if (s_.estimator == "hill") return b ? estimators::hill_of_difference(a, *b, k) : estimators::hill(a, k);
+  return estimators::estimate(s_.estimator, b ? a - *b : a, k).alpha;
+}
+
+AlphaMonitor::Result AlphaMonitor::observe(int64_t step, const std::function<void()>& probe_gradient) {
+  Result r{nan_, {}};
+  const bool due = s_.every > 0 && step % s_.every == 0;
+  // What is estimated: `a - b`, or `a` alone.
+  torch::Tensor a, b_store;
+  const torch::Tensor* b = nullptr;
+  if (s_.noise == "noise") {
+    // The mean is updated every step, estimated or not: the EMA must see every gradient.
+    if (s_.every <= 0 || !ema_.update(flat_grad_) || !due) return r;
+    a = flat_grad_;
+    b = &ema_.mean();  // g_t - m_t = rho (g_t - m_{t-1}): the same tail index
+  } else if (s_.noise == "gradient") {
+    if (!due) return r;
+    a = flat_grad_;
+  } else {  // probe
+    if (!due || !probe_gradient) return r;
+    auto own = flat_grad_.clone();
+    std::vector<torch::Tensor> grads;
+    for (int64_t i = 0; i < s_.probe_batches; ++i) {
+      probe_gradient();
+      grads.push_back(subsample_ ? subsample_->apply(flat_grad_) : flat_grad_.clone());
+    }
+    flat_grad_.copy_(own);
+    auto g = torch::stack(grads);
+    a = (g - g.mean(0, /*keepdim=*/true)).reshape({-1});  // pooled deviations from the probe mean
+    if (s_.scope == "global") {
+      r.alpha = estimate_one(a, nullptr);
+      return r;
+    }
+    // Per layer: the probe's columns of each parameter tensor.
+    auto dev = (g - g.mean(0, true));
+    std::vector<torch::Tensor> per;
+    for (auto [off, len] : slices_) per.push_back(estimate_one(dev.narrow(1, off, len).reshape({-1}), nullptr));
+    r.layers = torch::stack(per);
+    r.alpha = r.layers.nanmedian();
+    return r;
+  }
+  if (s_.scope == "global") {
+    if (subsample_) {
+      auto sa = subsample_->apply(a);
+      if (b) {
+        auto sb = subsample_->apply(*b);
+        r.alpha = estimate_one(sa, &sb);
+      } else {
+        r.alpha = estimate_one(sa, nullptr);
+      }
+    } else {
+      r.alpha = estimate_one(a, b);
+    }
+    return r;
+  }
+  std::vector<torch::Tensor> per;
+  for (auto [off, len] : slices_) {
+    auto sa = a.narrow(0, off, len);
+    if (b) {
+      auto sb = b->narrow(0, off, len);
+      per.push_back(estimate_one(sa, &sb));
+    } else {
+      per.push_back(estimate_one(sa, nullptr));
+    }
+  }
+  r.layers = torch::stack(per);
+  r.alpha = r.layers.nanmedian();
+  return r;
+}
+
+}  // namespace htga::experiments

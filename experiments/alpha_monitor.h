@@ -1,0 +1,67 @@
+#pragma once
+// alpha_hat while training: which noise is estimated (online EMA noise, raw gradient, probe),
+// over what (all parameters, or each parameter tensor), by which estimator.
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "estimators/noise.h"
+
+namespace htga::experiments {
+
+struct AlphaSettings {
+  std::string estimator = "hill";  // hill, pickands, moment, stable, ks
+  std::string noise = "noise";     // noise, gradient, probe
+  std::string scope = "global";    // global, layer
+  int64_t every = 1;               // estimate every this many steps (0 = never)
+  double noise_ema = 0.9;          // rho of the gradient EMA
+  int64_t probe_batches = 8;       // minibatch gradients per probe
+  int64_t subsample = 0;           // coordinates estimated on (0 = all; global scope)
+  int64_t k = 0;                   // order statistics / block size (0 = estimator default)
+  double k_fraction = 0;           // k as a fraction of n (0 = use k)
+
+  /// From a cell's canonical "train" settings.
+  static AlphaSettings from_config(const nlohmann::json& train);
+};
+
+/// Estimates alpha_hat of the gradient noise after each backward pass, on the device, with no
+/// host synchronisation. Gradients are read from the flat buffer that bind_flat_gradients
+/// made; the estimator never changes them and never draws from the training RNG.
+class AlphaMonitor {
+ public:
+  /// `params` and `flat_grad` as bound by estimators::bind_flat_gradients; `seed` fixes the
+  /// coordinate subset.
+  AlphaMonitor(const AlphaSettings& settings, const std::vector<torch::Tensor>& params, torch::Tensor flat_grad,
+               uint64_t seed);
+
+  struct Result {
+    torch::Tensor alpha;   // 0-dim float32; NaN when there is no estimate this step
+    torch::Tensor layers;  // [layers] float32 for scope layer at estimate steps, else undefined
+  };
+
+  /// Called after the backward pass of `step`. For noise = probe, `probe_gradient` must fill
+  /// the flat gradient buffer with the gradient of one fresh minibatch at the current weights
+  /// (it is called probe_batches times; the step's own gradient is restored afterwards).
+  Result observe(int64_t step, const std::function<void()>& probe_gradient = {});
+
+  int64_t num_layers() const { return static_cast<int64_t>(slices_.size()); }
+
+ private:
+  torch::Tensor estimate_one(const torch::Tensor& a, const torch::Tensor* b) const;
+  int64_t k_for(int64_t n) const;
+
+  AlphaSettings s_;
+  torch::Tensor flat_grad_;
+  estimators::EmaNoise ema_;
+  std::optional<estimators::Subsample> subsample_;
+  std::vector<std::pair<int64_t, int64_t>> slices_;  // (offset, length) per parameter tensor
+  torch::Tensor nan_;
+};
+
+}  // namespace htga::experiments

@@ -1,0 +1,111 @@
+#include "experiments/models/resnet.h"
+
+#include <stdexcept>
+#include <string>
+
+namespace htga::models {
+
+namespace nn = torch::nn;
+
+namespace {
+
+nn::Conv2d conv3x3(int64_t in, int64_t out, int64_t stride) {
+  return nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false));
+}
+
+}  // namespace
+
+void init_conv_bn(nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& m : module.modules(/*include_self=*/false)) {
+    if (auto* conv = m->as<nn::Conv2d>()) {
+      nn::init::kaiming_normal_(conv->weight, /*a=*/0.0, torch::kFanOut, torch::kReLU);
+      if (conv->bias.defined()) nn::init::zeros_(conv->bias);
+    } else if (auto* bn = m->as<nn::BatchNorm2d>()) {
+      nn::init::ones_(bn->weight);
+      nn::init::zeros_(bn->bias);
+    }
+  }
+}
+
+BasicBlockImpl::BasicBlockImpl(int64_t in_planes, int64_t planes, int64_t stride, bool projection)
+    : conv1_(conv3x3(in_planes, planes, stride)),
+      conv2_(conv3x3(planes, planes, 1)),
+      bn1_(planes),
+      bn2_(planes),
+      stride_(stride) {
+  register_module("conv1", conv1_);
+  register_module("bn1", bn1_);
+  register_module("conv2", conv2_);
+  register_module("bn2", bn2_);
+  if (stride != 1 || in_planes != planes) {
+    if (projection) {
+      projection_ = nn::Sequential(nn::Conv2d(nn::Conv2dOptions(in_planes, planes, 1).stride(stride).bias(false)),
+                                   nn::BatchNorm2d(planes));
+      register_module("shortcut", projection_);
+    } else {
+      if ((planes - in_planes) % 2 != 0)
+        throw std::invalid_argument("option A shortcut: channel increase must be even");
+      pad_channels_ = (planes - in_planes) / 2;
+    }
+  }
+}
+
+torch::Tensor BasicBlockImpl::forward(torch::Tensor x) {
+  auto out = torch::relu(bn1_->forward(conv1_->forward(x)));
+  out = bn2_->forward(conv2_->forward(out));
+  torch::Tensor shortcut = x;
+  if (projection_) {
+    shortcut = projection_->forward(x);
+  } else if (stride_ != 1 || pad_channels_ > 0) {
+    // Option A: x[:, :, ::stride, ::stride] with zero channels on both sides.
+    shortcut = x.slice(2, 0, x.size(2), stride_).slice(3, 0, x.size(3), stride_);
+    shortcut = torch::constant_pad_nd(shortcut, {0, 0, 0, 0, pad_channels_, pad_channels_}, 0);
+  }
+  return torch::relu(out + shortcut);
+}
+
+CifarResNetImpl::CifarResNetImpl(int64_t depth, int64_t in_channels, int64_t num_classes) {
+  if (depth < 8 || (depth - 2) % 6 != 0)
+    throw std::invalid_argument("CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110), got " + std::to_string(depth));
+  const int64_t n = (depth - 2) / 6;
+  body_ = nn::Sequential(conv3x3(in_channels, 16, 1), nn::BatchNorm2d(16),
+                         nn::Functional([](torch::Tensor x) { return torch::relu(x); }));
+  int64_t in = 16;
+  for (int64_t stage = 0; stage < 3; ++stage) {
+    const int64_t planes = 16 << stage;
+    for (int64_t b = 0; b < n; ++b) {
+      body_->push_back(BasicBlock(in, planes, b == 0 && stage > 0 ? 2 : 1, /*projection=*/false));
+      in = planes;
+    }
+  }
+  body_->push_back(nn::AdaptiveAvgPool2d(1));
+  fc_ = nn::Linear(in, num_classes);
+  register_module("body", body_);
+  register_module("fc", fc_);
+  init_conv_bn(*this);
+}
+
+torch::Tensor CifarResNetImpl::forward(torch::Tensor x) { return fc_->forward(body_->forward(x).flatten(1)); }
+
+ResNet18Impl::ResNet18Impl(int64_t in_channels, int64_t num_classes) {
+  body_ = nn::Sequential(conv3x3(in_channels, 64, 1), nn::BatchNorm2d(64),
+                         nn::Functional([](torch::Tensor x) { return torch::relu(x); }));
+  int64_t in = 64;
+  for (int64_t stage = 0; stage < 4; ++stage) {
+    const int64_t planes = 64 << stage;
+    for (int64_t b = 0; b < 2; ++b) {
+      body_->push_back(BasicBlock(in, planes, b == 0 && stage > 0 ? 2 : 1, /*projection=*/true));
+      in = planes;
+    }
+  }
+  body_->push_back(nn::AdaptiveAvgPool2d(1));
+  fc_ = nn::Linear(in, num_classes);
+  register_module("body", body_);
+  register_module("fc", fc_);
+  init_conv_bn(*this);
+}
+
+torch::Tensor ResNet18Impl::forward(torch::Tensor x) { return fc_->forward(body_->forward(x).flatten(1)); }
+
+}  // namespace htga::models
