@@ -226,7 +226,7 @@ TEST_CASE("train_fraction keeps the class proportions", "[data]") {
   CHECK(htga::data::stratified_fraction(labels, 2, 0.001, 1).size() == 2);  // at least one per class
   CHECK(error_of([&] {
           htga::data::check_available({{"name", "fashion-mnist"},
-                                       {"path", "/usr/share/datasets/fashion-mnist"},
+                                       {"path", "/nonexistent"},  // reported before the folder
                                        {"train_size", 100},
                                        {"train_fraction", 0.5}});
         }) == "train_size and train_fraction both set: give one of them");

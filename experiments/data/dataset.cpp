@@ -149,6 +149,9 @@ std::vector<std::string> source_files(const json& config) {
 void check_available(const json& config) {
   const std::string name = config.at("name").get<std::string>();
   const std::string dir = config.at("path").get<std::string>();
+  // Settings that contradict each other are wrong wherever the data is: say so first.
+  if (config.value("train_size", int64_t{0}) > 0 && config.value("train_fraction", 1.0) < 1.0)
+    throw InputError("train_size and train_fraction both set: give one of them");
   if (!fs::is_directory(dir)) throw InputError(dir + ": dataset folder not found");
   if (is_mnist(name)) {
     for (const char* f : kMnistFiles)
@@ -163,8 +166,6 @@ void check_available(const json& config) {
   } else {
     throw InputError("unknown dataset \"" + name + "\"");
   }
-  if (config.value("train_size", int64_t{0}) > 0 && config.value("train_fraction", 1.0) < 1.0)
-    throw InputError("train_size and train_fraction both set: give one of them");
 }
 
 RawDataset decode_dataset(const json& config) {
