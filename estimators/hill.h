@@ -25,6 +25,11 @@ torch::Tensor hill(const torch::Tensor& x, int64_t k = 0);
 /// hill(a - b, k).
 torch::Tensor hill_of_difference(const torch::Tensor& a, const torch::Tensor& b, int64_t k = 0);
 
+/// The online noise source and Hill in one: returns hill(g - mean, k) and updates the mean in
+/// place, mean += (1 - rho) (g - mean). On the CPU (float32, contiguous) it is one pass over g
+/// and mean with nothing gradient-sized allocated; elsewhere the same in tensor operations.
+torch::Tensor hill_ema_noise(const torch::Tensor& g, torch::Tensor& mean, double rho, int64_t k = 0);
+
 /// The topk formulation of hill(), on any device without host synchronisation.
 torch::Tensor hill_topk(const torch::Tensor& x, int64_t k = 0);
 

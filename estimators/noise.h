@@ -28,6 +28,9 @@ class EmaNoise {
   /// (see hill_of_difference). Needs rho > 0.
   bool update(const torch::Tensor& flat_grad);
   const torch::Tensor& mean() const { return mean_; }
+  /// For hill_ema_noise, which updates the mean itself; started() once a gradient was seen.
+  torch::Tensor& mutable_mean() { return mean_; }
+  bool started() const { return mean_.defined(); }
   double rho() const { return rho_; }
 
  private:

@@ -54,8 +54,25 @@ AlphaMonitor::Result AlphaMonitor::observe(int64_t step, const std::function<voi
   torch::Tensor a, b_store;
   const torch::Tensor* b = nullptr;
   if (s_.noise == "noise") {
+    if (s_.every <= 0) return r;
+    // The fast path: Hill and the mean's update in one pass (per layer, on each slice).
+    if (due && ema_.started() && s_.estimator == "hill" && !subsample_ && s_.noise_ema > 0) {
+      auto& mean = ema_.mutable_mean();
+      if (s_.scope == "global") {
+        r.alpha = estimators::hill_ema_noise(flat_grad_, mean, s_.noise_ema, k_for(flat_grad_.numel()));
+        return r;
+      }
+      std::vector<torch::Tensor> per;
+      for (auto [off, len] : slices_) {
+        auto m = mean.narrow(0, off, len);
+        per.push_back(estimators::hill_ema_noise(flat_grad_.narrow(0, off, len), m, s_.noise_ema, k_for(len)));
+      }
+      r.layers = torch::stack(per);
+      r.alpha = r.layers.nanmedian();
+      return r;
+    }
     // The mean is updated every step, estimated or not: the EMA must see every gradient.
-    if (s_.every <= 0 || !ema_.update(flat_grad_) || !due) return r;
+    if (!ema_.update(flat_grad_) || !due) return r;
     a = flat_grad_;
     b = &ema_.mean();  // g_t - m_t = rho (g_t - m_{t-1}): the same tail index
   } else if (s_.noise == "gradient") {

@@ -76,6 +76,33 @@ TEST_CASE("the fused noise form equals Hill on g_t - m_{t-1}", "[estimators]") {
   }
 }
 
+TEST_CASE("the one-pass EMA noise Hill equals Hill on g - m, and updates m like lerp", "[estimators]") {
+  for (int64_t n : {40, 5000, 235146}) {
+    auto g = pareto(1.4, n, 50 + n).to(torch::kFloat32);
+    auto m = pareto(1.4, n, 60 + n).to(torch::kFloat32) * 0.5;
+    auto expected = hill(g - m).item<double>();
+    auto lerped = m.lerp(g, 0.1);
+    auto alpha = htga::estimators::hill_ema_noise(g, m, /*rho=*/0.9).item<double>();
+    INFO("n " << n);
+    CHECK(alpha == Approx(expected).epsilon(1e-5));
+    CHECK(m.allclose(lerped, 1e-6, 1e-6));
+  }
+  // Mostly exact zeros in the noise (dead units): defined while k + 1 values are nonzero.
+  auto g = torch::zeros({100000});
+  auto m = torch::zeros({100000});
+  g.narrow(0, 0, 2000).copy_(pareto(2.0, 2000, 5).to(torch::kFloat32));
+  auto expected = hill(g.clone()).item<double>();
+  CHECK(htga::estimators::hill_ema_noise(g, m, 0.9).item<double>() == Approx(expected).epsilon(1e-5));
+  auto few = torch::zeros({100000});
+  few.narrow(0, 0, 100).fill_(3.0f);
+  auto m2 = torch::zeros({100000});
+  CHECK(std::isnan(htga::estimators::hill_ema_noise(few, m2, 0.9).item<float>()));
+  auto with_nan = pareto(1.5, 10000, 3).to(torch::kFloat32);
+  with_nan[777] = std::numeric_limits<float>::quiet_NaN();
+  auto m3 = torch::zeros({10000});
+  CHECK(std::isnan(htga::estimators::hill_ema_noise(with_nan, m3, 0.9).item<float>()));
+}
+
 TEST_CASE("Hill with an explicit k matches the reference formula", "[estimators]") {
   auto x = pareto(1.2, 5000, 3);
   for (int64_t k : {1, 10, 100, 4999}) CHECK(hill(x, k).item<double>() == Approx(hill_reference(x, k)).epsilon(1e-3));

@@ -77,14 +77,18 @@ int main(int argc, char** argv) {
     loss.backward();
     torch::Tensor alpha;
     if (mode == kGlobal || mode == kLayer) {
-      if (noise.update(flat_grad)) {
-        const auto& m = noise.mean();
+      if (!noise.started()) {
+        noise.update(flat_grad);
+      } else {
+        auto& m = noise.mutable_mean();
         if (mode == kGlobal) {
-          alpha = est::hill_of_difference(flat_grad, m);
+          alpha = est::hill_ema_noise(flat_grad, m, 0.9);
         } else {
           std::vector<torch::Tensor> a;
-          for (auto [o, len] : layers)
-            a.push_back(est::hill_of_difference(flat_grad.narrow(0, o, len), m.narrow(0, o, len)));
+          for (auto [o, len] : layers) {
+            auto mm = m.narrow(0, o, len);
+            a.push_back(est::hill_ema_noise(flat_grad.narrow(0, o, len), mm, 0.9));
+          }
           alpha = torch::stack(a);
         }
       }
@@ -98,14 +102,24 @@ int main(int argc, char** argv) {
     sgd.step(lr);
     loss.item<float>();
   };
-  const int reps = quick ? 50 : 300;
+  // Modes interleaved step by step, so that drift in the machine's speed hits all alike.
+  const int reps = quick ? 100 : 600;
+  const Mode modes[] = {kNone, kGlobal, kLayer, kGlobalCat};
+  std::vector<std::vector<double>> times(4);
+  for (int r = 0; r < reps + 5; ++r)
+    for (int m = 0; m < 4; ++m) {
+      auto t0 = Clock::now();
+      step(modes[m]);
+      if (r >= 5) times[m].push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  const double none = median(times[0]), global = median(times[1]), layer = median(times[2]), cat = median(times[3]);
   nlohmann::json mlp;
   mlp["parameters"] = n_params;
   mlp["hill_k"] = est::hill_default_k(n_params);
-  const double none = median_ms(reps, [&] { step(kNone); });
-  const double global = median_ms(reps, [&] { step(kGlobal); });
-  const double layer = median_ms(reps, [&] { step(kLayer); });
-  const double cat = median_ms(reps, [&] { step(kGlobalCat); });
   mlp["step_ms_no_alpha"] = none;
   mlp["step_ms_global_alpha"] = global;
   mlp["step_ms_layer_alpha"] = layer;
