@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/csv.h"
 #include "experiments/error.h"
+#include "experiments/grid.h"
 #include "storage/store.h"
 
 namespace htga::cli {
@@ -79,12 +80,16 @@ void run_report(const ReportOptions& options, std::ostream& out) {
     const std::string gkey = cfg["dataset"].dump() + cfg["model"].dump() + train.dump();
     Group& g = groups[gkey];
     if (g.label.empty()) {
-      json d = cfg["dataset"], m = cfg["model"];
-      d.erase("name");
-      d.erase("path");
-      m.erase("name");
-      g.label = fmt::format("{}/{}  dataset {}  model {}  epochs={} batch_size={}", r.dataset, r.model, d.dump(),
-                            m.dump(), train["epochs"].dump(), train["batch_size"].dump());
+      // Only what differs from the defaults: the settings a person wrote in the grid.
+      const json lean = experiments::without_defaults(cfg);
+      json d = lean["dataset"], m = lean["model"], t = lean["train"];
+      for (json* part : {&d, &m}) part->erase("name");
+      t.erase("device");
+      g.label = fmt::format("{}/{}", r.dataset, r.model);
+      for (const auto& [what, part] :
+           {std::pair<const char*, const json*>{"dataset", &d}, {"model", &m}, {"train", &t}})
+        if (!part->empty()) g.label += fmt::format("  {} {}", what, part->dump());
+      g.label += fmt::format("  epochs={} batch_size={}", train["epochs"].dump(), train["batch_size"].dump());
     }
     const std::string okey = cfg["optimizer"].dump();
     auto it = std::find_if(g.rows.begin(), g.rows.end(), [&](const Row& row) { return row.config.dump() == okey; });

@@ -248,12 +248,8 @@ class Parser {
 
 }  // namespace
 
-std::string cell_key(const json& config) {
-  // Parameters at their registry default are left out, so that a parameter added in a later
-  // version (with a default that keeps the old behaviour) does not change the keys of the
-  // cells already in a database.
+json without_defaults(const json& config) {
   json c = config;
-  if (c.contains("train")) c["train"].erase("device");
   const std::pair<const char*, const Registry*> parts[] = {
       {"dataset", &datasets()}, {"model", &models()}, {"optimizer", &optimizers()}, {"train", &train_settings()}};
   for (const auto& [part, reg] : parts) {
@@ -264,6 +260,15 @@ std::string cell_key(const json& config) {
     for (const ParamSpec& p : entry->params)
       if (c[part].contains(p.name) && c[part][p.name] == p.default_value) c[part].erase(p.name);
   }
+  return c;
+}
+
+std::string cell_key(const json& config) {
+  // Parameters at their registry default are left out, so that a parameter added in a later
+  // version (with a default that keeps the old behaviour) does not change the keys of the
+  // cells already in a database.
+  json c = without_defaults(config);
+  if (c.contains("train")) c["train"].erase("device");
   const std::string text = c.dump();    // object keys are sorted: the dump is canonical
   uint64_t h = 1469598103934665603ULL;  // FNV-1a 64
   for (unsigned char ch : text) {

@@ -38,6 +38,10 @@ Grid parse_grid(const nlohmann::json& doc, const std::string& source, const Grid
 /// Reads `path` and parses it.
 Grid load_grid(const std::string& path, const GridOptions& options = {});
 
+/// A cell config without the parameters that are at their registry defaults (what a person
+/// would have to write to get this cell).
+nlohmann::json without_defaults(const nlohmann::json& config);
+
 /// Stable key of a cell config: the canonical JSON without train.device and without parameters
 /// at their registry defaults.
 std::string cell_key(const nlohmann::json& config);
