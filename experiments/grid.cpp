@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "experiments/data/cache.h"
 #include "experiments/data/dataset.h"
 #include "experiments/error.h"
 #include "experiments/registry.h"
@@ -269,15 +270,7 @@ std::string cell_key(const json& config) {
   // cells already in a database.
   json c = without_defaults(config);
   if (c.contains("train")) c["train"].erase("device");
-  const std::string text = c.dump();    // object keys are sorted: the dump is canonical
-  uint64_t h = 1469598103934665603ULL;  // FNV-1a 64
-  for (unsigned char ch : text) {
-    h ^= ch;
-    h *= 1099511628211ULL;
-  }
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
+  return data::fnv1a_hex(c.dump());  // object keys are sorted: the dump is canonical
 }
 
 Grid parse_grid(const json& doc, const std::string& source, const GridOptions& options) {
