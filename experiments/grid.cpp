@@ -80,6 +80,9 @@ class Parser {
         }
         return v;
       }
+      case ParamType::kBool:
+        if (!v.is_boolean()) expect();
+        return v;
       case ParamType::kIntList: {
         if (!v.is_array() || v.empty()) expect();
         json out = json::array();

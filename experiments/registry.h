@@ -15,6 +15,7 @@ enum class ParamType {
   kString,        // a JSON string (choices, when given, are the valid values)
   kIntList,       // a non-empty list of positive integers, e.g. hidden sizes
   kNumberOrNull,  // a number, or null for "derived from other settings"
+  kBool,          // true or false
 };
 
 struct ParamSpec {

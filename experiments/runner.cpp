@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <memory>
 #include <optional>
 #include <ostream>
 
@@ -67,6 +68,29 @@ models::InputShape input_shape(const data::Dataset& d) {
   return {d.train_x.size(1), d.train_x.size(2), d.train_x.size(3), d.num_classes};
 }
 
+/// The base optimizer a config names: sgd, sgd-clip and htga update by SGD, momentum by SGD
+/// with momentum, adam and adamw by Adam.
+std::unique_ptr<optimizers::Optimizer> make_optimizer(const json& opt, const std::vector<torch::Tensor>& params) {
+  const std::string name = opt.at("name").get<std::string>();
+  const double wd = opt.value("weight_decay", 0.0);
+  if (name == "adam" || name == "adamw") {
+    optimizers::AdamOptions o;
+    o.beta1 = opt.value("beta1", o.beta1);
+    o.beta2 = opt.value("beta2", o.beta2);
+    o.eps = opt.value("eps", o.eps);
+    o.weight_decay = wd;
+    o.decoupled = name == "adamw";
+    return std::make_unique<optimizers::Adam>(params, o);
+  }
+  optimizers::SgdOptions o;
+  o.weight_decay = wd;
+  if (name == "momentum") {
+    o.momentum = opt.value("momentum", 0.9);
+    o.nesterov = opt.value("nesterov", false);
+  }
+  return std::make_unique<optimizers::Sgd>(params, o);
+}
+
 struct Evaluation {
   double loss = 0, acc = 0;
   double top5 = NAN;  // measured for 100 classes or more
@@ -116,7 +140,8 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
   module.to(device);
   const std::vector<torch::Tensor> params = module.parameters();
 
-  optimizers::Sgd sgd(params, optimizers::SgdOptions{opt.value("weight_decay", 0.0)});
+  auto base = make_optimizer(opt, params);
+  auto& optimizer = *base;
   const double clip_norm = opt.value("clip_norm", 0.0);
   std::optional<optimizers::HtgaController> controller;
   if (opt_name == "htga") {
@@ -167,7 +192,7 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
       for (const auto& b : module.buffers()) saved_buffers.push_back(b.clone());
     auto idx =
         torch::randint(n, {std::min(batch, n)}, probe_gen, torch::TensorOptions().dtype(torch::kInt64)).to(device);
-    sgd.zero_grad();
+    optimizer.zero_grad();
     torch::nn::functional::cross_entropy(model.forward(d.train_x.index_select(0, idx)), d.train_y.index_select(0, idx))
         .backward();
   };
@@ -226,7 +251,7 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
       auto x = data::augment_batch(d.train_x.index_select(0, idx), d.augment, augment_gen);
       auto y = d.train_y.index_select(0, idx);
 
-      sgd.zero_grad();
+      optimizer.zero_grad();
       auto logits = model.forward(x);
       auto loss = torch::nn::functional::cross_entropy(logits, y);
       loss.backward();
@@ -238,7 +263,7 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
       if (estimate.layers.defined()) pending_layers.push_back({step, estimate.layers});
       auto lr = controller ? controller->update(alpha, step) : const_lr;
       auto clip = optimizers::clip_grad_norm(params, clip_norm);
-      sgd.step(lr);
+      optimizer.step(lr);
 
       auto acc = logits.detach().argmax(1).eq(y).sum().to(torch::kFloat32) / static_cast<double>(len);
       pending.push_back(

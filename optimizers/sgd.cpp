@@ -1,30 +1,78 @@
 #include "optimizers/sgd.h"
 
+#include <cmath>
 #include <stdexcept>
+#include <string>
 
 namespace htga::optimizers {
 
-Sgd::Sgd(std::vector<torch::Tensor> params, SgdOptions options) : params_(std::move(params)), options_(options) {
+void Optimizer::zero_grad() {
+  for (auto& p : params_) {
+    auto& g = p.mutable_grad();
+    if (g.defined()) g.zero_();
+  }
+}
+
+Sgd::Sgd(std::vector<torch::Tensor> params, SgdOptions options)
+    : Optimizer(std::move(params)), options_(options), buffers_(params_.size()) {
   if (options_.weight_decay < 0) throw std::invalid_argument("Invalid weight_decay: must be >= 0");
+  if (options_.momentum < 0) throw std::invalid_argument("Invalid momentum: must be >= 0");
+  if (options_.nesterov && options_.momentum <= 0) throw std::invalid_argument("Nesterov momentum needs momentum > 0");
 }
 
 void Sgd::step(const torch::Tensor& lr) {
   torch::NoGradGuard no_grad;
-  for (auto& p : params_) {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto& p = params_[i];
     const auto& g = p.grad();
     if (!g.defined()) continue;
-    if (options_.weight_decay != 0) {
-      p.addcmul_(g.add(p, options_.weight_decay), lr, /*value=*/-1);
-    } else {
-      p.addcmul_(g, lr, /*value=*/-1);
+    torch::Tensor d = options_.weight_decay != 0 ? g.add(p, options_.weight_decay) : g;
+    if (options_.momentum != 0) {
+      auto& b = buffers_[i];
+      if (!b.defined())
+        b = d.clone();
+      else
+        b.mul_(options_.momentum).add_(d);
+      d = options_.nesterov ? d.add(b, options_.momentum) : b;
     }
+    p.addcmul_(d, lr, /*value=*/-1);
   }
 }
 
-void Sgd::zero_grad() {
-  for (auto& p : params_) {
-    auto& g = p.mutable_grad();
-    if (g.defined()) g.zero_();
+Adam::Adam(std::vector<torch::Tensor> params, AdamOptions options)
+    : Optimizer(std::move(params)), options_(options), m_(params_.size()), v_(params_.size()) {
+  const auto& o = options_;
+  if (!(o.beta1 >= 0 && o.beta1 < 1)) throw std::invalid_argument("Invalid beta1: must be in [0, 1)");
+  if (!(o.beta2 >= 0 && o.beta2 < 1)) throw std::invalid_argument("Invalid beta2: must be in [0, 1)");
+  if (!(o.eps >= 0)) throw std::invalid_argument("Invalid eps: must be >= 0");
+  if (o.weight_decay < 0) throw std::invalid_argument("Invalid weight_decay: must be >= 0");
+}
+
+void Adam::step(const torch::Tensor& lr) {
+  torch::NoGradGuard no_grad;
+  const auto& o = options_;
+  ++t_;
+  const double bc1 = 1 - std::pow(o.beta1, static_cast<double>(t_));
+  const double bc2 = 1 - std::pow(o.beta2, static_cast<double>(t_));
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto& p = params_[i];
+    const auto& g0 = p.grad();
+    if (!g0.defined()) continue;
+    torch::Tensor g = g0;
+    if (o.weight_decay != 0) {
+      if (o.decoupled)
+        p.sub_(p * lr * o.weight_decay);
+      else
+        g = g.add(p, o.weight_decay);
+    }
+    if (!m_[i].defined()) {
+      m_[i] = torch::zeros_like(p);
+      v_[i] = torch::zeros_like(p);
+    }
+    m_[i].mul_(o.beta1).add_(g, 1 - o.beta1);
+    v_[i].mul_(o.beta2).addcmul_(g, g, 1 - o.beta2);
+    auto denom = (v_[i].sqrt() / std::sqrt(bc2)).add_(o.eps);
+    p.sub_((lr / bc1) * m_[i] / denom);
   }
 }
 

@@ -1,32 +1,74 @@
 #pragma once
-// SGD whose learning rate is a 0-dim tensor on the parameters' device:
-//   d_t = g_t + weight_decay * w_t
-//   w_{t+1} = w_t - lr_t * d_t
-// torch::optim::SGD takes its rate as a host double; HTGA computes the rate on the device
-// from alpha_hat, and reading it back each step would synchronise a GPU every step.
+// Base optimizers whose learning rate is a 0-dim tensor on the parameters' device.
+// torch::optim takes its rate as a host double; HTGA computes the rate on the device from
+// alpha_hat, and reading it back each step would synchronise a GPU every step. The updates
+// follow torch.optim.SGD and torch.optim.Adam/AdamW exactly (tests compare them step by step).
 
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <vector>
 
 namespace htga::optimizers {
 
-struct SgdOptions {
-  double weight_decay = 0.0;  // L2 penalty added to the gradient
-};
-
-class Sgd {
+/// What every base optimizer offers the training loop.
+class Optimizer {
  public:
-  Sgd(std::vector<torch::Tensor> params, SgdOptions options = {});
+  explicit Optimizer(std::vector<torch::Tensor> params) : params_(std::move(params)) {}
+  virtual ~Optimizer() = default;
   /// One update with rate `lr` (0-dim tensor, same device as the parameters).
-  void step(const torch::Tensor& lr);
-  /// Resets gradients to zero (kept allocated, as LibTorch 1.13 does; 2.x would free them).
+  virtual void step(const torch::Tensor& lr) = 0;
+  /// Zeroes gradients in place (never resets them to undefined: gradients may be views of one
+  /// flat buffer, see estimators::bind_flat_gradients).
   void zero_grad();
   const std::vector<torch::Tensor>& params() const { return params_; }
 
- private:
+ protected:
   std::vector<torch::Tensor> params_;
+};
+
+struct SgdOptions {
+  double weight_decay = 0.0;  // L2 penalty added to the gradient
+  double momentum = 0.0;      // 0 = plain SGD
+  bool nesterov = false;      // Nesterov momentum (needs momentum > 0)
+};
+
+/// SGD (torch.optim.SGD, dampening 0):
+///   d_t = g_t + weight_decay * w_t
+///   b_t = momentum * b_{t-1} + d_t   (b_1 = d_1)
+///   d_t = nesterov ? d_t + momentum * b_t : b_t      (when momentum > 0)
+///   w_{t+1} = w_t - lr_t * d_t
+class Sgd : public Optimizer {
+ public:
+  Sgd(std::vector<torch::Tensor> params, SgdOptions options = {});
+  void step(const torch::Tensor& lr) override;
+
+ private:
   SgdOptions options_;
+  std::vector<torch::Tensor> buffers_;  // momentum buffers (undefined until the first step)
+};
+
+struct AdamOptions {
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;  // Adam: L2 added to the gradient; AdamW: decoupled decay
+  bool decoupled = false;     // AdamW
+};
+
+/// Adam (Kingma and Ba 2015) and AdamW (Loshchilov and Hutter 2019), torch.optim semantics:
+///   AdamW: w_t = w_{t-1} (1 - lr_t weight_decay);  Adam: g_t = g_t + weight_decay w_{t-1}
+///   m_t = beta1 m_{t-1} + (1 - beta1) g_t,  v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
+///   w_t = w_t - lr_t (m_t / (1 - beta1^t)) / (sqrt(v_t / (1 - beta2^t)) + eps)
+class Adam : public Optimizer {
+ public:
+  Adam(std::vector<torch::Tensor> params, AdamOptions options = {});
+  void step(const torch::Tensor& lr) override;
+
+ private:
+  AdamOptions options_;
+  int64_t t_ = 0;
+  std::vector<torch::Tensor> m_, v_;
 };
 
 }  // namespace htga::optimizers

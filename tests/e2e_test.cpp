@@ -155,7 +155,9 @@ TEST_CASE("bad input: one line, exit code 2, nothing written", "[e2e]") {
   r = htga_cmd("run grid " + dir.file("unknown.json") + " --db " + db, dir);
   CHECK(r.code == 2);
   CHECK(lines_of(r.out) == 1);
-  CHECK(r.out.find("/optimizers/1/name: unknown optimizer \"htgax\"; valid: sgd, sgd-clip, htga") != std::string::npos);
+  CHECK(r.out.find(
+            "/optimizers/1/name: unknown optimizer \"htgax\"; valid: sgd, sgd-clip, momentum, adam, adamw, htga") !=
+        std::string::npos);
   CHECK_FALSE(std::filesystem::exists(db));
 
   grid = kTinyGrid;
@@ -268,6 +270,28 @@ TEST_CASE("alpha_hat settings: per-layer probe estimates reach the database and 
   CHECK(csv.rfind("run_id,step,layer,name,numel,alpha_hat\n", 0) == 0);
   CHECK(lines_of(csv) == rows + 1);
   CHECK(csv.find("layers.0.weight") != std::string::npos);
+}
+
+TEST_CASE("every optimizer trains Fashion-MNIST well above chance", "[e2e]") {
+  TempDir dir("e2eopt");
+  const std::string db = dir.file("htga.db");
+  write_text(dir.file("opt.json"), R"({"name": "optimizers", "defaults": {"device": "cpu", "epochs": 2},
+    "datasets": [{"name": "fashion-mnist", "train_size": 4096}],
+    "models": [{"name": "mlp", "hidden": [256, 128]}],
+    "optimizers": [{"name": "sgd", "lr": 0.1}, {"name": "sgd-clip", "lr": 0.1},
+                   {"name": "momentum", "lr": 0.05, "nesterov": true}, {"name": "adam", "lr": 0.003},
+                   {"name": "adamw", "lr": 0.003}, {"name": "htga", "lr": 0.1}],
+    "seeds": [0]})");
+  auto r = htga_cmd("run grid " + dir.file("opt.json") + " --db " + db, dir);
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  auto runs = htga::storage::Store(db).runs();
+  REQUIRE(runs.size() == 6);
+  for (const auto& run : runs) {
+    INFO(run.optimizer << ": " << run.test_acc);
+    CHECK(run.status == "finished");
+    CHECK(run.test_acc > 0.70);
+  }
 }
 
 TEST_CASE("help and list", "[e2e]") {
