@@ -42,11 +42,13 @@ long run_export(const ExportOptions& options) {
     });
     file.write(chunk);
   } else if (options.what == "steps") {
-    file.write(csv_line({"run_id", "step", "epoch", "loss", "train_acc", "lr", "alpha_hat", "grad_norm"}));
+    file.write(csv_line({"run_id", "step", "epoch", "loss", "train_acc", "lr", "alpha_hat", "grad_norm", "alpha_smooth",
+                         "phase", "clip_coef"}));
     std::string chunk;
     store.for_each_step([&](int64_t run_id, const storage::StepRow& r) {
       chunk += csv_line({std::to_string(run_id), std::to_string(r.step), std::to_string(r.epoch), csv_number(r.loss),
-                         csv_number(r.train_acc), csv_number(r.lr), csv_number(r.alpha_hat), csv_number(r.grad_norm)});
+                         csv_number(r.train_acc), csv_number(r.lr), csv_number(r.alpha_hat), csv_number(r.grad_norm),
+                         csv_number(r.alpha_smooth), csv_number(r.phase), csv_number(r.clip_coef)});
       if (chunk.size() > (1 << 20)) {
         file.write(chunk);
         chunk.clear();
@@ -102,7 +104,9 @@ void setup_export(CLI::App& app, int& exit_code) {
   auto* exp = app.add_subcommand("export", "Export tables as tidy CSV (one header row)");
   exp->require_subcommand(1);
   const std::pair<const char*, const char*> tables[] = {
-      {"steps", "One row per (run, step): run_id, step, epoch, loss, train_acc, lr, alpha_hat, grad_norm"},
+      {"steps",
+       "One row per (run, step): run_id, step, epoch, loss, train_acc, lr, alpha_hat, grad_norm, "
+       "alpha_smooth, phase, clip_coef"},
       {"runs", "One row per run: status, final test metrics, then the config flattened (optimizer.lr, ...)"},
       {"alpha", "One row per (run, step, layer) of runs with scope layer: alpha_hat per parameter tensor"}};
   for (const auto& [name, help] : tables) {

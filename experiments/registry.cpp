@@ -227,7 +227,21 @@ const Registry& optimizers() {
          {"lr_min", ParamType::kNumberOrNull, nullptr, "smallest rate (null = lr / 10)", 0.0, true, {}},
          {"lr_max", ParamType::kNumberOrNull, nullptr, "largest rate (null = 10 * lr)", 0.0, true, {}},
          decay("alpha_ema", 0.9, "EMA factor smoothing alpha_hat before the rule (0 = none)"),
-         non_negative("warmup_steps", 10, "steps at rate lr0 before the rule applies", ParamType::kInteger)}}}};
+         non_negative("warmup_steps", 10, "steps at rate lr0 before the rule applies", ParamType::kInteger),
+         {"base",
+          ParamType::kString,
+          "sgd",
+          "base optimizer that takes the update (its own settings, momentum, beta1, ..., keep their defaults)",
+          -kInf,
+          false,
+          {"sgd", "momentum", "adam", "adamw"}},
+         non_negative("max_lr_change", 0.0, "largest factor between consecutive rates (0 = no limit; e.g. 1.1)"),
+         non_negative("alpha0_explore", 0.0,
+                      "target while the smoothed loss is on a plateau (a heavier-tailed target; 0 = never)"),
+         fraction("plateau_tol", 0.01, "relative improvement of the smoothed loss that ends a plateau"),
+         positive("plateau_patience", 100, "steps without that improvement that make a plateau", ParamType::kInteger),
+         non_negative("alpha0_final", 0.0, "target reached at the end of training (0 = no annealing)"),
+         fraction("final_fraction", 0.2, "last fraction of the steps over which the target anneals")}}}};
   return r;
 }
 

@@ -82,6 +82,12 @@ std::unique_ptr<optimizers::Optimizer> make_optimizer(const json& opt, const std
     o.decoupled = name == "adamw";
     return std::make_unique<optimizers::Adam>(params, o);
   }
+  if (name == "htga") {
+    // HTGA owns the rate; its base optimizer owns the update.
+    json base = opt;
+    base["name"] = opt.value("base", std::string("sgd"));
+    return make_optimizer(base, params);
+  }
   optimizers::SgdOptions o;
   o.weight_decay = wd;
   if (name == "momentum") {
@@ -152,6 +158,14 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
     o.lr_max = opt["lr_max"].is_null() ? 0.0 : opt["lr_max"].get<double>();
     o.alpha_ema = opt["alpha_ema"].get<double>();
     o.warmup_steps = opt["warmup_steps"].get<int64_t>();
+    o.max_lr_change = opt.value("max_lr_change", 0.0);
+    o.alpha0_explore = opt.value("alpha0_explore", 0.0);
+    o.plateau_tol = opt.value("plateau_tol", o.plateau_tol);
+    o.plateau_patience = opt.value("plateau_patience", o.plateau_patience);
+    o.alpha0_final = opt.value("alpha0_final", 0.0);
+    o.final_fraction = opt.value("final_fraction", o.final_fraction);
+    const int64_t n_train = d.train_x.size(0);
+    o.total_steps = epochs * ((n_train + batch - 1) / batch);
     try {
       controller.emplace(o, device);
     } catch (const std::invalid_argument& e) {
@@ -170,6 +184,8 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
   }
 
   auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+  const auto nan = torch::full({}, std::numeric_limits<float>::quiet_NaN(), f32);
+  constexpr int64_t kStats = 8;  // loss, acc, lr, alpha_hat, grad_norm, alpha_smooth, phase, clip_coef
   const auto const_lr = torch::full({}, opt["lr"].get<double>(), f32);
   // Batch order has its own generator so that nothing else (the estimator included) can shift it.
   auto order_gen = at::detail::createCPUGenerator(static_cast<uint64_t>(seed));
@@ -177,7 +193,7 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
 
   const int64_t n = d.train_x.size(0);
   int64_t step = 0;
-  std::vector<torch::Tensor> pending;  // per-step [loss, acc, lr, alpha_hat, grad_norm] on device
+  std::vector<torch::Tensor> pending;  // per-step statistics (kStats of them) on the device
   std::vector<int64_t> pending_epoch;
   std::vector<storage::StepRow> rows;
   std::vector<std::pair<int64_t, torch::Tensor>> pending_layers;  // (step, per-layer alpha_hat)
@@ -215,8 +231,9 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
     rows.clear();
     bool ok = true;
     for (size_t i = 0; i < pending.size(); ++i) {
-      const double* r = v + 5 * i;
-      rows.push_back({first + static_cast<int64_t>(i), pending_epoch[i], r[0], r[1], r[2], r[3], r[4]});
+      const double* r = v + kStats * i;
+      rows.push_back(
+          {first + static_cast<int64_t>(i), pending_epoch[i], r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]});
       if (!std::isfinite(r[0])) {
         ok = false;
         out.status = "diverged";
@@ -261,13 +278,16 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
       restore_buffers();
       const torch::Tensor& alpha = estimate.alpha;
       if (estimate.layers.defined()) pending_layers.push_back({step, estimate.layers});
-      auto lr = controller ? controller->update(alpha, step) : const_lr;
+      auto lr = controller ? controller->update(alpha, step, loss.detach()) : const_lr;
       auto clip = optimizers::clip_grad_norm(params, clip_norm);
       optimizer.step(lr);
 
       auto acc = logits.detach().argmax(1).eq(y).sum().to(torch::kFloat32) / static_cast<double>(len);
+      const auto& smooth = controller ? controller->smoothed_alpha() : nan;
+      const auto& phase = controller ? controller->phase() : nan;
       pending.push_back(
-          torch::stack({loss.detach().to(torch::kFloat32), acc, lr, alpha, clip.total_norm.to(torch::kFloat32)}));
+          torch::stack({loss.detach().to(torch::kFloat32), acc, lr, alpha, clip.total_norm.to(torch::kFloat32), smooth,
+                        phase, clip.coef.to(torch::kFloat32)}));
       pending_epoch.push_back(epoch);
       ++step;
       if (static_cast<int64_t>(pending.size()) >= flush_every && !flush()) return out;

@@ -1,5 +1,6 @@
 #include "optimizers/htga.h"
 
+#include <algorithm>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -17,18 +18,66 @@ HtgaController::HtgaController(HtgaOptions options, torch::Device device) : opti
     throw std::invalid_argument("Invalid rate range: lr_min " + std::to_string(o.lr_min) + " > lr_max " +
                                 std::to_string(o.lr_max));
   auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(device);
-  smoothed_ = torch::full({}, std::numeric_limits<float>::quiet_NaN(), opts);
+  if (o.max_lr_change != 0 && o.max_lr_change < 1)
+    throw std::invalid_argument("Invalid max_lr_change: must be >= 1 (or 0 for no limit)");
+  if (o.alpha0_explore < 0 || o.alpha0_final < 0) throw std::invalid_argument("Invalid target: must be > 0");
+  if (!(o.final_fraction >= 0 && o.final_fraction <= 1))
+    throw std::invalid_argument("Invalid final_fraction: must be in [0, 1]");
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  smoothed_ = torch::full({}, nan, opts);
   eta0_ = torch::full({}, o.lr, opts);
+  last_rate_ = eta0_.clone();
+  loss_smooth_ = torch::full({}, nan, opts);
+  loss_best_ = torch::full({}, nan, opts);
+  since_best_ = torch::zeros({}, opts);
+  phase_ = torch::zeros({}, opts);
 }
 
-torch::Tensor HtgaController::update(const torch::Tensor& alpha_hat, int64_t step) {
+torch::Tensor HtgaController::update(const torch::Tensor& alpha_hat, int64_t step, const torch::Tensor& loss) {
   const auto& o = options_;
   auto raw = alpha_hat.to(smoothed_.options());
   auto blended = torch::where(torch::isnan(smoothed_), raw, smoothed_ * o.alpha_ema + raw * (1 - o.alpha_ema));
   smoothed_ = torch::where(torch::isfinite(raw), blended, smoothed_);
-  if (step < o.warmup_steps) return eta0_;
-  auto rate = (eta0_ * (smoothed_ / o.alpha0).pow(o.beta)).clamp(o.lr_min, o.lr_max);
-  return torch::where(torch::isfinite(smoothed_), rate, eta0_);
+
+  // Plateau detector, on the device: the window restarts whenever the smoothed loss beats the
+  // window's best by the relative tolerance.
+  auto explore = torch::zeros({}, smoothed_.options().dtype(torch::kBool));
+  if (o.alpha0_explore > 0 && loss.defined()) {
+    auto l = loss.detach().to(smoothed_.options());
+    loss_smooth_ = torch::where(torch::isnan(loss_smooth_), l, loss_smooth_ * o.loss_ema + l * (1 - o.loss_ema));
+    auto improved = torch::isnan(loss_best_) | (loss_smooth_ < loss_best_ * (1 - o.plateau_tol));
+    loss_best_ = torch::where(improved, loss_smooth_, loss_best_);
+    since_best_ = torch::where(improved, torch::zeros_like(since_best_), since_best_ + 1);
+    explore = since_best_ >= static_cast<double>(o.plateau_patience);
+  }
+  // Target: alpha0, alpha0_explore on a plateau, annealed toward alpha0_final at the end.
+  double target = o.alpha0;
+  bool final = false;
+  if (o.alpha0_final > 0 && o.total_steps > 0) {
+    const double start = (1 - o.final_fraction) * static_cast<double>(o.total_steps);
+    if (static_cast<double>(step) >= start) {
+      const double f = o.final_fraction > 0 ? (step - start) / (o.final_fraction * o.total_steps) : 1.0;
+      target = o.alpha0 + std::min(1.0, f) * (o.alpha0_final - o.alpha0);
+      final = true;
+    }
+  }
+  auto target_t =
+      final ? torch::full({}, target, smoothed_.options())
+            : torch::where(explore,
+                           torch::full({}, o.alpha0_explore > 0 ? o.alpha0_explore : target, smoothed_.options()),
+                           torch::full({}, target, smoothed_.options()));
+  phase_ = final ? torch::full({}, static_cast<float>(Phase::kFinal), smoothed_.options())
+                 : explore.to(torch::kFloat32) * static_cast<float>(Phase::kExplore);
+
+  torch::Tensor rate = eta0_;
+  if (step >= o.warmup_steps) {
+    auto ruled = (eta0_ * (smoothed_ / target_t).pow(o.beta)).clamp(o.lr_min, o.lr_max);
+    rate = torch::where(torch::isfinite(smoothed_), ruled, eta0_);
+    if (o.max_lr_change > 0)
+      rate = torch::min(torch::max(rate, last_rate_ / o.max_lr_change), last_rate_ * o.max_lr_change);
+  }
+  last_rate_ = rate;
+  return rate;
 }
 
 }  // namespace htga::optimizers

@@ -1,6 +1,7 @@
 #include "storage/store.h"
 
 #include <chrono>
+#include <cmath>
 
 namespace htga::storage {
 
@@ -81,6 +82,13 @@ CREATE TABLE alpha_layers (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 3: the HTGA controller's state per step, and the clipping factor.
+constexpr const char* kMigrateV2toV3 = R"sql(
+ALTER TABLE steps ADD COLUMN alpha_smooth REAL;
+ALTER TABLE steps ADD COLUMN phase INTEGER;
+ALTER TABLE steps ADD COLUMN clip_coef REAL;
+)sql";
+
 }  // namespace
 
 Store::Store(const std::string& path) : db_(path) {
@@ -114,6 +122,10 @@ void Store::migrate() {
   if (version == 1) {
     db_.exec(kMigrateV1toV2);
     version = 2;
+  }
+  if (version == 2) {
+    db_.exec(kMigrateV2toV3);
+    version = 3;
   }
   db_.exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
   tx.commit();
@@ -213,8 +225,9 @@ void Store::append_steps(int64_t run_id, const std::vector<StepRow>& rows) {
   if (rows.empty()) return;
   Transaction tx(db_);
   Statement ins(db_,
-                "INSERT INTO steps (run_id, step, epoch, loss, train_acc, lr, alpha_hat, grad_norm) "
-                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+                "INSERT INTO steps (run_id, step, epoch, loss, train_acc, lr, alpha_hat, grad_norm, alpha_smooth, "
+                "phase, clip_coef) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
   for (const StepRow& r : rows) {
     ins.bind(1, run_id);
     ins.bind(2, r.step);
@@ -224,6 +237,12 @@ void Store::append_steps(int64_t run_id, const std::vector<StepRow>& rows) {
     ins.bind(6, r.lr);
     ins.bind(7, r.alpha_hat);
     ins.bind(8, r.grad_norm);
+    ins.bind(9, r.alpha_smooth);
+    if (std::isfinite(r.phase))
+      ins.bind(10, static_cast<int64_t>(r.phase));
+    else
+      ins.bind_null(10);
+    ins.bind(11, r.clip_coef);
     ins.run();
   }
   tx.commit();
@@ -318,7 +337,8 @@ std::vector<RunRecord> Store::runs() {
 
 void Store::for_each_step(const std::function<void(int64_t, const StepRow&)>& fn) {
   Statement q(db_,
-              "SELECT run_id, step, epoch, loss, train_acc, lr, alpha_hat, grad_norm FROM steps "
+              "SELECT run_id, step, epoch, loss, train_acc, lr, alpha_hat, grad_norm, alpha_smooth, phase, "
+              "clip_coef FROM steps "
               "ORDER BY run_id, step");
   while (q.step()) {
     StepRow r;
@@ -329,6 +349,9 @@ void Store::for_each_step(const std::function<void(int64_t, const StepRow&)>& fn
     r.lr = q.get_double(5);
     r.alpha_hat = q.get_double(6);
     r.grad_norm = q.get_double(7);
+    r.alpha_smooth = q.get_double(8);
+    r.phase = q.get_double(9);
+    r.clip_coef = q.get_double(10);
     fn(q.get_int(0), r);
   }
 }

@@ -13,7 +13,7 @@
 namespace htga::storage {
 
 /// Schema version written to PRAGMA user_version; a newer database is refused.
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 /// One cell of a grid as stored. Metrics that are not known yet are NaN.
 struct RunRecord {
@@ -40,6 +40,9 @@ struct StepRow {
   int64_t step = 0;  // 0-based, counts across epochs
   int64_t epoch = 0;
   double loss = 0, train_acc = 0, lr = 0, alpha_hat = 0, grad_norm = 0;
+  double alpha_smooth = std::numeric_limits<double>::quiet_NaN();  // htga: the smoothed alpha_hat
+  double phase = std::numeric_limits<double>::quiet_NaN();         // htga: 0 normal, 1 explore, 2 final
+  double clip_coef = std::numeric_limits<double>::quiet_NaN();     // factor clipping applied (1 = none)
 };
 
 /// An evaluation at the end of an epoch.

@@ -110,7 +110,8 @@ TEST_CASE("a tiny grid runs end to end, then report and export read it", "[e2e]"
   auto steps = htga_cmd("export steps --db " + db + " --out " + dir.file("steps.csv"), dir);
   CHECK(steps.code == 0);
   const std::string steps_csv = read_file(dir.file("steps.csv"));
-  CHECK(steps_csv.rfind("run_id,step,epoch,loss,train_acc,lr,alpha_hat,grad_norm\n", 0) == 0);
+  CHECK(steps_csv.rfind("run_id,step,epoch,loss,train_acc,lr,alpha_hat,grad_norm,alpha_smooth,phase,clip_coef\n", 0) ==
+        0);
   CHECK(lines_of(steps_csv) == 9);
 
   auto runs = htga_cmd("export runs --db " + db + " --out " + dir.file("runs.csv"), dir);
@@ -292,6 +293,38 @@ TEST_CASE("every optimizer trains Fashion-MNIST well above chance", "[e2e]") {
     CHECK(run.status == "finished");
     CHECK(run.test_acc > 0.70);
   }
+}
+
+TEST_CASE("htga with beta = 0 trains bit for bit like its base optimizer", "[e2e]") {
+  // The estimator never draws from the training RNG and never changes gradients.
+  TempDir dir("e2ebeta0");
+  const std::string db = dir.file("htga.db");
+  write_text(dir.file("b0.json"), R"({"name": "beta0", "defaults": {"device": "cpu"},
+    "datasets": [{"name": "fashion-mnist", "train_size": 1024}],
+    "models": [{"name": "mlp", "hidden": [64]}],
+    "optimizers": [{"name": "sgd-clip", "lr": 0.1, "clip_norm": 1.0},
+                   {"name": "htga", "lr": 0.1, "beta": 0.0, "clip_norm": 1.0},
+                   {"name": "adam", "lr": 0.003},
+                   {"name": "htga", "lr": 0.003, "beta": 0.0, "clip_norm": 0.0, "base": "adam"}],
+    "seeds": [3]})");
+  auto r = htga_cmd("run grid " + dir.file("b0.json") + " --db " + db, dir);
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  htga::storage::Store store(db);
+  auto runs = store.runs();
+  REQUIRE(runs.size() == 4);
+  std::map<int64_t, std::vector<double>> losses;
+  std::map<int64_t, std::vector<double>> phases;
+  store.for_each_step([&](int64_t id, const htga::storage::StepRow& s) {
+    losses[id].push_back(s.loss);
+    phases[id].push_back(s.phase);
+  });
+  CHECK(losses[runs[0].id] == losses[runs[1].id]);  // exact equality, every step
+  CHECK(runs[0].test_acc == runs[1].test_acc);
+  CHECK(losses[runs[2].id] == losses[runs[3].id]);
+  CHECK(runs[2].test_acc == runs[3].test_acc);
+  CHECK(std::isnan(phases[runs[0].id][0]));  // baselines have no phase
+  CHECK(phases[runs[1].id][5] == 0.0);       // htga: normal
 }
 
 TEST_CASE("help and list", "[e2e]") {

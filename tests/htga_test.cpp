@@ -85,3 +85,48 @@ TEST_CASE("invalid HTGA options are refused", "[optimizers]") {
   o.lr_max = 0.2;
   CHECK_THROWS_AS(HtgaController(o, torch::kCPU), std::invalid_argument);
 }
+
+TEST_CASE("max_lr_change limits the rate's step-to-step factor", "[optimizers]") {
+  HtgaOptions o = plain(0.1);
+  o.max_lr_change = 1.5;
+  HtgaController c(o, torch::kCPU);
+  CHECK(rate(c, 6.0f, 0) == Approx(0.15));   // the rule says 0.4; 0.1 * 1.5 at most
+  CHECK(rate(c, 6.0f, 1) == Approx(0.225));  // 0.15 * 1.5
+  CHECK(rate(c, 0.3f, 2) == Approx(0.15));   // the rule says 0.02; 0.225 / 1.5 at least
+}
+
+TEST_CASE("a plateau switches the target to alpha0_explore until the loss improves", "[optimizers]") {
+  HtgaOptions o = plain(0.1);
+  o.alpha0 = 2.0;
+  o.alpha0_explore = 1.0;  // heavier-tailed target: at alpha_hat 2 the rule doubles the rate
+  o.plateau_patience = 3;
+  o.plateau_tol = 0.01;
+  o.loss_ema = 0;  // the raw loss
+  HtgaController c(o, torch::kCPU);
+  auto step = [&](float loss, int64_t t) {
+    return c.update(torch::tensor(2.0f), t, torch::tensor(loss)).item<double>();
+  };
+  CHECK(step(1.0f, 0) == Approx(0.1));  // first loss: the window's best
+  CHECK(step(1.0f, 1) == Approx(0.1));
+  CHECK(step(1.0f, 2) == Approx(0.1));
+  CHECK(step(1.0f, 3) == Approx(0.2));  // 3 steps without a 1% improvement: explore
+  CHECK(c.phase().item<float>() == 1.0f);
+  CHECK(step(0.995f, 4) == Approx(0.2));  // 0.5% better: still a plateau
+  CHECK(step(0.9f, 5) == Approx(0.1));    // 10% better: back to alpha0
+  CHECK(c.phase().item<float>() == 0.0f);
+}
+
+TEST_CASE("the target anneals to alpha0_final over the last part of training", "[optimizers]") {
+  HtgaOptions o = plain(0.1);
+  o.alpha0 = 2.0;
+  o.alpha0_final = 4.0;
+  o.final_fraction = 0.5;
+  o.total_steps = 100;
+  HtgaController c(o, torch::kCPU);
+  CHECK(rate(c, 2.0f, 10) == Approx(0.1));
+  CHECK(c.phase().item<float>() == 0.0f);
+  CHECK(rate(c, 2.0f, 50) == Approx(0.1));  // the final phase starts at target 2.0
+  CHECK(c.phase().item<float>() == 2.0f);
+  CHECK(rate(c, 2.0f, 75) == Approx(0.1 * 2.0 / 3.0));  // target 3.0 halfway
+  CHECK(rate(c, 2.0f, 100) == Approx(0.05));            // target 4.0
+}
