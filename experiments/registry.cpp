@@ -196,6 +196,8 @@ const Registry& optimizers() {
        {"sgd-clip",
         "SGD with the global gradient norm clipped at clip_norm (torch.nn.utils.clip_grad_norm_)",
         {positive("lr", 0.1, "learning rate"), positive("clip_norm", 1.0, "largest global L2 norm of the gradient"),
+         non_negative("clip_value", 0.0,
+                      "also clip each gradient element to [-clip_value, clip_value], before the norm (0 = off)"),
          non_negative("weight_decay", 0.0, "L2 penalty added to the gradient")}},
        {"momentum",
         "SGD with heavy-ball or Nesterov momentum (torch.optim.SGD, dampening 0)",
@@ -308,7 +310,17 @@ const Registry& train_settings() {
                       "order statistics for hill, pickands and moment, block size for stable "
                       "(0 = floor(sqrt(n)))",
                       ParamType::kInteger),
-         fraction("k_fraction", 0.0, "k as a fraction of n, e.g. 0.05 (0 = use k); overrides k")}}}};
+         fraction("k_fraction", 0.0, "k as a fraction of n, e.g. 0.05 (0 = use k); overrides k"),
+         {"schedule",
+          ParamType::kString,
+          "constant",
+          "learning-rate schedule shared by every optimizer: constant, step, cosine",
+          -kInf,
+          false,
+          {"constant", "step", "cosine"}},
+         non_negative("lr_warmup_steps", 0, "linear warmup of the learning rate, in steps", ParamType::kInteger),
+         positive("lr_step_every", 1000, "step schedule: steps between decays", ParamType::kInteger),
+         positive("lr_gamma", 0.1, "step schedule: decay factor")}}}};
   return r;
 }
 

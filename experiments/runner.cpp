@@ -21,6 +21,7 @@
 #include "experiments/models/zoo.h"
 #include "optimizers/clip.h"
 #include "optimizers/htga.h"
+#include "optimizers/schedule.h"
 #include "optimizers/sgd.h"
 
 namespace htga::experiments {
@@ -149,6 +150,13 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
   auto base = make_optimizer(opt, params);
   auto& optimizer = *base;
   const double clip_norm = opt.value("clip_norm", 0.0);
+  const double clip_value = opt.value("clip_value", 0.0);
+  optimizers::ScheduleOptions schedule;
+  schedule.kind = train.value("schedule", schedule.kind);
+  schedule.warmup_steps = train.value("lr_warmup_steps", schedule.warmup_steps);
+  schedule.step_every = train.value("lr_step_every", schedule.step_every);
+  schedule.gamma = train.value("lr_gamma", schedule.gamma);
+  schedule.total_steps = epochs * ((d.train_x.size(0) + batch - 1) / batch);
   std::optional<optimizers::HtgaController> controller;
   if (opt_name == "htga") {
     optimizers::HtgaOptions o(opt["lr"].get<double>());
@@ -279,6 +287,9 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
       const torch::Tensor& alpha = estimate.alpha;
       if (estimate.layers.defined()) pending_layers.push_back({step, estimate.layers});
       auto lr = controller ? controller->update(alpha, step, loss.detach()) : const_lr;
+      if (schedule.kind != "constant" || schedule.warmup_steps > 0)
+        lr = lr * optimizers::schedule_factor(schedule, step);
+      if (clip_value > 0) optimizers::clip_grad_value(params, clip_value);
       auto clip = optimizers::clip_grad_norm(params, clip_norm);
       optimizer.step(lr);
 

@@ -22,4 +22,11 @@ ClipResult clip_grad_norm(const std::vector<torch::Tensor>& params, double max_n
   return {total, coef};
 }
 
+void clip_grad_value(const std::vector<torch::Tensor>& params, double clip_value) {
+  for (const auto& p : params) {
+    auto g = p.grad();
+    if (g.defined()) g.detach().clamp_(-clip_value, clip_value);
+  }
+}
+
 }  // namespace htga::optimizers

@@ -19,4 +19,7 @@ struct ClipResult {
 /// with the host: the factor is applied as a tensor, as torch 1.13's clip_grad_norm_ does.
 ClipResult clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm);
 
+/// Element-wise clipping to [-clip_value, clip_value] (torch.nn.utils.clip_grad_value_), in place.
+void clip_grad_value(const std::vector<torch::Tensor>& params, double clip_value);
+
 }  // namespace htga::optimizers

@@ -52,3 +52,9 @@ TEST_CASE("SGD with a tensor rate takes w - lr * (g + wd * w)", "[optimizers]") 
   decayed.zero_grad();
   CHECK(q.grad().item<float>() == 0.0f);
 }
+
+TEST_CASE("value clipping clamps each element like clip_grad_value_", "[optimizers]") {
+  auto a = param_with_grad({0, 0, 0}, {3, -0.2f, -7});
+  htga::optimizers::clip_grad_value({a}, 0.5);
+  CHECK(a.grad().equal(torch::tensor({0.5f, -0.2f, -0.5f})));
+}

@@ -327,6 +327,26 @@ TEST_CASE("htga with beta = 0 trains bit for bit like its base optimizer", "[e2e
   CHECK(phases[runs[1].id][5] == 0.0);       // htga: normal
 }
 
+TEST_CASE("a learning-rate schedule shapes every optimizer's logged rate", "[e2e]") {
+  TempDir dir("e2esched");
+  const std::string db = dir.file("htga.db");
+  write_text(dir.file("s.json"), R"({"name": "sched",
+    "defaults": {"device": "cpu", "schedule": "step", "lr_step_every": 2, "lr_gamma": 0.5},
+    "datasets": [{"name": "fashion-mnist", "train_size": 512}],
+    "models": [{"name": "mlp", "hidden": [32]}],
+    "optimizers": [{"name": "sgd-clip", "lr": 0.1, "clip_value": 0.01}], "seeds": [0]})");
+  auto r = htga_cmd("run grid " + dir.file("s.json") + " --db " + db, dir);
+  INFO(r.out);
+  REQUIRE(r.code == 0);
+  std::vector<double> lrs;
+  htga::storage::Store(db).for_each_step([&](int64_t, const htga::storage::StepRow& s) { lrs.push_back(s.lr); });
+  REQUIRE(lrs.size() == 4);
+  CHECK(lrs[0] == Approx(0.1));
+  CHECK(lrs[1] == Approx(0.1));
+  CHECK(lrs[2] == Approx(0.05));
+  CHECK(lrs[3] == Approx(0.05));
+}
+
 TEST_CASE("help and list", "[e2e]") {
   TempDir dir("e2ehelp");
   auto r = htga_cmd("--help", dir);
