@@ -175,7 +175,8 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
     const int64_t n_train = d.train_x.size(0);
     o.total_steps = epochs * ((n_train + batch - 1) / batch);
     try {
-      controller.emplace(o, device);
+      const bool per_layer = train.value("scope", std::string("global")) == "layer";
+      controller.emplace(o, device, per_layer ? static_cast<int64_t>(params.size()) : 1);
     } catch (const std::invalid_argument& e) {
       throw InputError(cell.label + ": " + e.what());
     }
@@ -286,7 +287,14 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
       restore_buffers();
       const torch::Tensor& alpha = estimate.alpha;
       if (estimate.layers.defined()) pending_layers.push_back({step, estimate.layers});
-      auto lr = controller ? controller->update(alpha, step, loss.detach()) : const_lr;
+      torch::Tensor lr = const_lr;
+      if (controller && controller->smoothed_alpha().dim() == 1) {
+        // Layer scope: one rate per parameter tensor from its own alpha_hat.
+        auto per = estimate.layers.defined() ? estimate.layers : nan.expand({controller->smoothed_alpha().numel()});
+        lr = controller->update(per, step, loss.detach());
+      } else if (controller) {
+        lr = controller->update(alpha, step, loss.detach());
+      }
       if (schedule.kind != "constant" || schedule.warmup_steps > 0)
         lr = lr * optimizers::schedule_factor(schedule, step);
       if (clip_value > 0) optimizers::clip_grad_value(params, clip_value);
@@ -294,11 +302,14 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
       optimizer.step(lr);
 
       auto acc = logits.detach().argmax(1).eq(y).sum().to(torch::kFloat32) / static_cast<double>(len);
-      const auto& smooth = controller ? controller->smoothed_alpha() : nan;
+      // Layer scope logs the median rate and the median smoothed alpha.
+      const auto& a_smooth = controller ? controller->smoothed_alpha() : nan;
+      const auto smooth = a_smooth.dim() == 0 ? a_smooth : a_smooth.nanmedian();
       const auto& phase = controller ? controller->phase() : nan;
+      const auto lr_log = lr.dim() == 0 ? lr : lr.median();
       pending.push_back(
-          torch::stack({loss.detach().to(torch::kFloat32), acc, lr, alpha, clip.total_norm.to(torch::kFloat32), smooth,
-                        phase, clip.coef.to(torch::kFloat32)}));
+          torch::stack({loss.detach().to(torch::kFloat32), acc, lr_log, alpha, clip.total_norm.to(torch::kFloat32),
+                        smooth, phase, clip.coef.to(torch::kFloat32)}));
       pending_epoch.push_back(epoch);
       ++step;
       if (static_cast<int64_t>(pending.size()) >= flush_every && !flush()) return out;

@@ -7,7 +7,7 @@
 
 namespace htga::optimizers {
 
-HtgaController::HtgaController(HtgaOptions options, torch::Device device) : options_(options) {
+HtgaController::HtgaController(HtgaOptions options, torch::Device device, int64_t groups) : options_(options) {
   auto& o = options_;
   if (!(o.lr > 0)) throw std::invalid_argument("Invalid learning rate: " + std::to_string(o.lr));
   if (!(o.alpha0 > 0)) throw std::invalid_argument("Invalid alpha0: " + std::to_string(o.alpha0));
@@ -24,8 +24,9 @@ HtgaController::HtgaController(HtgaOptions options, torch::Device device) : opti
   if (!(o.final_fraction >= 0 && o.final_fraction <= 1))
     throw std::invalid_argument("Invalid final_fraction: must be in [0, 1]");
   const float nan = std::numeric_limits<float>::quiet_NaN();
-  smoothed_ = torch::full({}, nan, opts);
-  eta0_ = torch::full({}, o.lr, opts);
+  const std::vector<int64_t> shape = groups > 1 ? std::vector<int64_t>{groups} : std::vector<int64_t>{};
+  smoothed_ = torch::full(shape, nan, opts);
+  eta0_ = torch::full(shape, o.lr, opts);
   last_rate_ = eta0_.clone();
   loss_smooth_ = torch::full({}, nan, opts);
   loss_best_ = torch::full({}, nan, opts);

@@ -47,7 +47,9 @@ enum class Phase : int { kNormal = 0, kExplore = 1, kFinal = 2 };
 
 class HtgaController {
  public:
-  HtgaController(HtgaOptions options, torch::Device device);
+  /// `groups` > 1: one alpha and one rate per parameter group (layer scope); update() then
+  /// takes and returns tensors of shape [groups].
+  HtgaController(HtgaOptions options, torch::Device device, int64_t groups = 1);
 
   /// Given this step's raw estimate (0-dim tensor; NaN when there is none), the step's loss
   /// (undefined: no plateau detection) and the step number, updates the smoothed alpha and

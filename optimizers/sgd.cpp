@@ -35,7 +35,7 @@ void Sgd::step(const torch::Tensor& lr) {
         b.mul_(options_.momentum).add_(d);
       d = options_.nesterov ? d.add(b, options_.momentum) : b;
     }
-    p.addcmul_(d, lr, /*value=*/-1);
+    p.addcmul_(d, rate_of(lr, i), /*value=*/-1);
   }
 }
 
@@ -61,7 +61,7 @@ void Adam::step(const torch::Tensor& lr) {
     torch::Tensor g = g0;
     if (o.weight_decay != 0) {
       if (o.decoupled)
-        p.sub_(p * lr * o.weight_decay);
+        p.sub_(p * rate_of(lr, i) * o.weight_decay);
       else
         g = g.add(p, o.weight_decay);
     }
@@ -72,7 +72,7 @@ void Adam::step(const torch::Tensor& lr) {
     m_[i].mul_(o.beta1).add_(g, 1 - o.beta1);
     v_[i].mul_(o.beta2).addcmul_(g, g, 1 - o.beta2);
     auto denom = (v_[i].sqrt() / std::sqrt(bc2)).add_(o.eps);
-    p.sub_((lr / bc1) * m_[i] / denom);
+    p.sub_((rate_of(lr, i) / bc1) * m_[i] / denom);
   }
 }
 

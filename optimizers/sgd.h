@@ -16,7 +16,8 @@ class Optimizer {
  public:
   explicit Optimizer(std::vector<torch::Tensor> params) : params_(std::move(params)) {}
   virtual ~Optimizer() = default;
-  /// One update with rate `lr` (0-dim tensor, same device as the parameters).
+  /// One update with rate `lr`, on the parameters' device: a 0-dim tensor, or one rate per
+  /// parameter tensor (shape [params().size()], HTGA's layer scope).
   virtual void step(const torch::Tensor& lr) = 0;
   /// Zeroes gradients in place (never resets them to undefined: gradients may be views of one
   /// flat buffer, see estimators::bind_flat_gradients).
@@ -24,6 +25,9 @@ class Optimizer {
   const std::vector<torch::Tensor>& params() const { return params_; }
 
  protected:
+  /// The rate of parameter i.
+  static torch::Tensor rate_of(const torch::Tensor& lr, size_t i) { return lr.dim() == 0 ? lr : lr[i]; }
+
   std::vector<torch::Tensor> params_;
 };
 

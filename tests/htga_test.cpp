@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include "optimizers/sgd.h"
+
 using htga::optimizers::HtgaController;
 using htga::optimizers::HtgaOptions;
 
@@ -129,4 +131,21 @@ TEST_CASE("the target anneals to alpha0_final over the last part of training", "
   CHECK(c.phase().item<float>() == 2.0f);
   CHECK(rate(c, 2.0f, 75) == Approx(0.1 * 2.0 / 3.0));  // target 3.0 halfway
   CHECK(rate(c, 2.0f, 100) == Approx(0.05));            // target 4.0
+}
+
+TEST_CASE("layer scope: one rate per group, each by the same rule", "[optimizers]") {
+  HtgaController c(plain(0.1), torch::kCPU, /*groups=*/3);
+  auto lr = c.update(torch::tensor({3.0f, 1.5f, NAN}), 0);
+  REQUIRE(lr.numel() == 3);
+  CHECK(lr[0].item<double>() == Approx(0.2));
+  CHECK(lr[1].item<double>() == Approx(0.1));
+  CHECK(lr[2].item<double>() == Approx(0.1));  // no estimate yet for this group: eta0
+  // The base optimizer applies each group's rate to its parameter tensor.
+  auto a = torch::ones({2}).requires_grad_(), b = torch::ones({1}).requires_grad_();
+  a.mutable_grad() = torch::ones({2});
+  b.mutable_grad() = torch::ones({1});
+  htga::optimizers::Sgd sgd({a, b});
+  sgd.step(torch::tensor({0.2f, 0.5f}));
+  CHECK(a.allclose(torch::full({2}, 0.8f)));
+  CHECK(b.allclose(torch::full({1}, 0.5f)));
 }
