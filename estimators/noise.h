@@ -30,6 +30,8 @@ class EmaNoise {
   const torch::Tensor& mean() const { return mean_; }
   /// For hill_ema_noise, which updates the mean itself; started() once a gradient was seen.
   torch::Tensor& mutable_mean() { return mean_; }
+  /// For checkpoints: the mean (undefined before the first gradient).
+  void set_mean(const torch::Tensor& mean) { mean_ = mean.defined() ? mean.clone() : torch::Tensor(); }
   bool started() const { return mean_.defined(); }
   double rho() const { return rho_; }
 

@@ -81,4 +81,21 @@ torch::Tensor HtgaController::update(const torch::Tensor& alpha_hat, int64_t ste
   return rate;
 }
 
+std::vector<torch::Tensor> HtgaController::state() const {
+  return {smoothed_.clone(),  last_rate_.clone(),  loss_smooth_.clone(),
+          loss_best_.clone(), since_best_.clone(), phase_.clone()};
+}
+
+void HtgaController::load_state(const std::vector<torch::Tensor>& s) {
+  if (s.size() != 6 || !s[0].sizes().equals(smoothed_.sizes()))
+    throw std::invalid_argument("HTGA controller state does not match this controller");
+  const auto dev = smoothed_.device();
+  smoothed_ = s[0].to(dev).clone();
+  last_rate_ = s[1].to(dev).clone();
+  loss_smooth_ = s[2].to(dev).clone();
+  loss_best_ = s[3].to(dev).clone();
+  since_best_ = s[4].to(dev).clone();
+  phase_ = s[5].to(dev).clone();
+}
+
 }  // namespace htga::optimizers

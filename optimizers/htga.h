@@ -16,6 +16,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace htga::optimizers {
 
@@ -58,6 +59,10 @@ class HtgaController {
 
   /// The phase of the last update (0-dim float32: 0 normal, 1 explore, 2 final).
   const torch::Tensor& phase() const { return phase_; }
+
+  /// Controller state for checkpoints (smoothed alpha, last rate, plateau detector, phase).
+  std::vector<torch::Tensor> state() const;
+  void load_state(const std::vector<torch::Tensor>& state);
 
   /// The smoothed tail index a_t (NaN before the first finite estimate).
   const torch::Tensor& smoothed_alpha() const { return smoothed_; }

@@ -76,4 +76,46 @@ void Adam::step(const torch::Tensor& lr) {
   }
 }
 
+namespace {
+// Tensors not yet created (before the first step) are saved as empty tensors.
+torch::Tensor or_empty(const torch::Tensor& t) { return t.defined() ? t : torch::empty({0}); }
+torch::Tensor or_undefined(const torch::Tensor& t, const torch::Tensor& like) {
+  return t.numel() == 0 && like.numel() != 0 ? torch::Tensor() : t.to(like.device()).clone();
+}
+void check_size(const std::vector<torch::Tensor>& state, size_t expected, const char* what) {
+  if (state.size() != expected)
+    throw std::invalid_argument(std::string(what) + " state: expected " + std::to_string(expected) + " tensors, got " +
+                                std::to_string(state.size()));
+}
+}  // namespace
+
+std::vector<torch::Tensor> Sgd::state() const {
+  std::vector<torch::Tensor> out;
+  for (const auto& b : buffers_) out.push_back(or_empty(b).clone());
+  return out;
+}
+
+void Sgd::load_state(const std::vector<torch::Tensor>& state) {
+  check_size(state, buffers_.size(), "SGD");
+  for (size_t i = 0; i < buffers_.size(); ++i) buffers_[i] = or_undefined(state[i], params_[i]);
+}
+
+std::vector<torch::Tensor> Adam::state() const {
+  std::vector<torch::Tensor> out{torch::tensor(t_, torch::kInt64)};
+  for (size_t i = 0; i < m_.size(); ++i) {
+    out.push_back(or_empty(m_[i]).clone());
+    out.push_back(or_empty(v_[i]).clone());
+  }
+  return out;
+}
+
+void Adam::load_state(const std::vector<torch::Tensor>& state) {
+  check_size(state, 1 + 2 * m_.size(), "Adam");
+  t_ = state[0].item<int64_t>();
+  for (size_t i = 0; i < m_.size(); ++i) {
+    m_[i] = or_undefined(state[1 + 2 * i], params_[i]);
+    v_[i] = or_undefined(state[2 + 2 * i], params_[i]);
+  }
+}
+
 }  // namespace htga::optimizers

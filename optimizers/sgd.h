@@ -24,6 +24,11 @@ class Optimizer {
   void zero_grad();
   const std::vector<torch::Tensor>& params() const { return params_; }
 
+  /// The optimizer's state as tensors (for checkpoints; torch::save can write the vector), and
+  /// its restoration: a restored optimizer continues bit for bit like the one saved.
+  virtual std::vector<torch::Tensor> state() const = 0;
+  virtual void load_state(const std::vector<torch::Tensor>& state) = 0;
+
  protected:
   /// The rate of parameter i.
   static torch::Tensor rate_of(const torch::Tensor& lr, size_t i) { return lr.dim() == 0 ? lr : lr[i]; }
@@ -46,6 +51,8 @@ class Sgd : public Optimizer {
  public:
   Sgd(std::vector<torch::Tensor> params, SgdOptions options = {});
   void step(const torch::Tensor& lr) override;
+  std::vector<torch::Tensor> state() const override;
+  void load_state(const std::vector<torch::Tensor>& state) override;
 
  private:
   SgdOptions options_;
@@ -68,6 +75,8 @@ class Adam : public Optimizer {
  public:
   Adam(std::vector<torch::Tensor> params, AdamOptions options = {});
   void step(const torch::Tensor& lr) override;
+  std::vector<torch::Tensor> state() const override;
+  void load_state(const std::vector<torch::Tensor>& state) override;
 
  private:
   AdamOptions options_;

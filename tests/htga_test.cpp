@@ -149,3 +149,10 @@ TEST_CASE("layer scope: one rate per group, each by the same rule", "[optimizers
   CHECK(a.allclose(torch::full({2}, 0.8f)));
   CHECK(b.allclose(torch::full({1}, 0.5f)));
 }
+
+TEST_CASE("alpha_hat equal to alpha0 gives exactly the base rate", "[optimizers]") {
+  HtgaOptions o = plain(0.05);
+  o.alpha0 = 1.7f;  // representable the same way as the estimate below
+  HtgaController c(o, torch::kCPU);
+  for (int64_t t = 0; t < 5; ++t) CHECK(c.update(torch::tensor(1.7f), t).item<float>() == 0.05f);
+}
