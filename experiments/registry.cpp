@@ -60,6 +60,15 @@ ParamSpec fraction(std::string name, json def, std::string help) {
   p.max_exclusive = true;
   return p;
 }
+/// Adam's and AdamW's parameters; they differ only in what weight decay means.
+std::vector<ParamSpec> adam_params(ParamSpec weight_decay) {
+  return {positive("lr", 0.001, "learning rate"),
+          decay("beta1", 0.9, "first-moment factor"),
+          decay("beta2", 0.999, "second-moment factor"),
+          non_negative("eps", 1e-8, "denominator term"),
+          non_negative("clip_norm", 0.0, "largest global L2 norm of the gradient (0 = no clipping)"),
+          std::move(weight_decay)};
+}
 std::vector<std::string> names_of(const Registry& r) {
   std::vector<std::string> out;
   for (const auto& e : r.entries) out.push_back(e.name);
@@ -206,18 +215,10 @@ const Registry& optimizers() {
          {"nesterov", ParamType::kBool, false, "Nesterov momentum", -kInf, false, {}},
          non_negative("clip_norm", 0.0, "largest global L2 norm of the gradient (0 = no clipping)"),
          non_negative("weight_decay", 0.0, "L2 penalty added to the gradient")}},
-       {"adam",
-        "Adam (torch.optim.Adam): weight_decay is an L2 penalty added to the gradient",
-        {positive("lr", 0.001, "learning rate"), decay("beta1", 0.9, "first-moment factor"),
-         decay("beta2", 0.999, "second-moment factor"), non_negative("eps", 1e-8, "denominator term"),
-         non_negative("clip_norm", 0.0, "largest global L2 norm of the gradient (0 = no clipping)"),
-         non_negative("weight_decay", 0.0, "L2 penalty added to the gradient")}},
-       {"adamw",
-        "AdamW (torch.optim.AdamW): decoupled weight decay, w -= lr * weight_decay * w",
-        {positive("lr", 0.001, "learning rate"), decay("beta1", 0.9, "first-moment factor"),
-         decay("beta2", 0.999, "second-moment factor"), non_negative("eps", 1e-8, "denominator term"),
-         non_negative("clip_norm", 0.0, "largest global L2 norm of the gradient (0 = no clipping)"),
-         non_negative("weight_decay", 0.01, "decoupled weight decay")}},
+       {"adam", "Adam (torch.optim.Adam): weight_decay is an L2 penalty added to the gradient",
+        adam_params(non_negative("weight_decay", 0.0, "L2 penalty added to the gradient"))},
+       {"adamw", "AdamW (torch.optim.AdamW): decoupled weight decay, w -= lr * weight_decay * w",
+        adam_params(non_negative("weight_decay", 0.01, "decoupled weight decay"))},
        {"htga",
         "Heavy-Tail Gradient Amplification: SGD (clipped like sgd-clip) with "
         "lr = lr0 * (alpha_hat / alpha0)^beta, clamped to [lr_min, lr_max]",
