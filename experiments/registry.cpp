@@ -220,8 +220,8 @@ const Registry& optimizers() {
        {"adamw", "AdamW (torch.optim.AdamW): decoupled weight decay, w -= lr * weight_decay * w",
         adam_params(non_negative("weight_decay", 0.01, "decoupled weight decay"))},
        {"htga",
-        "Heavy-Tail Gradient Amplification: SGD (clipped like sgd-clip) with "
-        "lr = lr0 * (alpha_hat / alpha0)^beta, clamped to [lr_min, lr_max]",
+        "Heavy-Tail Gradient Amplification: lr = lr0 * (alpha_hat / alpha0)^beta, clamped to [lr_min, lr_max], "
+        "on a base optimizer (sgd unless `base` says otherwise), clipped like sgd-clip",
         {positive("lr", 0.05, "lr0, the rate when alpha_hat equals alpha0 and before any estimate"),
          positive("alpha0", 1.5, "target tail index"),
          {"beta", ParamType::kNumber, 1.0, "exponent of the rule (0 = plain clipped SGD)", -kInf, false, {}},
