@@ -65,22 +65,34 @@ torch::Tensor BasicBlockImpl::forward(torch::Tensor x) {
   return torch::relu(out + shortcut);
 }
 
-CifarResNetImpl::CifarResNetImpl(int64_t depth, int64_t in_channels, int64_t num_classes) {
-  if (depth < 8 || (depth - 2) % 6 != 0)
-    throw std::invalid_argument("CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110), got " + std::to_string(depth));
-  const int64_t n = (depth - 2) / 6;
-  body_ = nn::Sequential(conv3x3(in_channels, 16, 1), nn::BatchNorm2d(16),
-                         nn::Functional([](torch::Tensor x) { return torch::relu(x); }));
-  int64_t in = 16;
-  for (int64_t stage = 0; stage < 3; ++stage) {
-    const int64_t planes = 16 << stage;
-    for (int64_t b = 0; b < n; ++b) {
-      body_->push_back(BasicBlock(in, planes, b == 0 && stage > 0 ? 2 : 1, /*projection=*/false));
+namespace {
+
+/// Stem (3x3 conv, batch norm, ReLU), `stages` stages of `blocks` basic blocks (width doubling
+/// and stride 2 at each new stage), global average pooling. Returns the body and its width.
+std::pair<nn::Sequential, int64_t> resnet_body(int64_t in_channels, int64_t width, int64_t stages, int64_t blocks,
+                                               bool projection) {
+  nn::Sequential body(conv3x3(in_channels, width, 1), nn::BatchNorm2d(width),
+                      nn::Functional([](torch::Tensor x) { return torch::relu(x); }));
+  int64_t in = width;
+  for (int64_t stage = 0; stage < stages; ++stage) {
+    const int64_t planes = width << stage;
+    for (int64_t b = 0; b < blocks; ++b) {
+      body->push_back(BasicBlock(in, planes, b == 0 && stage > 0 ? 2 : 1, projection));
       in = planes;
     }
   }
-  body_->push_back(nn::AdaptiveAvgPool2d(1));
-  fc_ = nn::Linear(in, num_classes);
+  body->push_back(nn::AdaptiveAvgPool2d(1));
+  return {body, in};
+}
+
+}  // namespace
+
+CifarResNetImpl::CifarResNetImpl(int64_t depth, int64_t in_channels, int64_t num_classes) {
+  if (depth < 8 || (depth - 2) % 6 != 0)
+    throw std::invalid_argument("CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110), got " + std::to_string(depth));
+  int64_t width = 0;
+  std::tie(body_, width) = resnet_body(in_channels, 16, 3, (depth - 2) / 6, /*projection=*/false);
+  fc_ = nn::Linear(width, num_classes);
   register_module("body", body_);
   register_module("fc", fc_);
   init_conv_bn(*this);
@@ -89,18 +101,9 @@ CifarResNetImpl::CifarResNetImpl(int64_t depth, int64_t in_channels, int64_t num
 torch::Tensor CifarResNetImpl::forward(torch::Tensor x) { return fc_->forward(body_->forward(x).flatten(1)); }
 
 ResNet18Impl::ResNet18Impl(int64_t in_channels, int64_t num_classes) {
-  body_ = nn::Sequential(conv3x3(in_channels, 64, 1), nn::BatchNorm2d(64),
-                         nn::Functional([](torch::Tensor x) { return torch::relu(x); }));
-  int64_t in = 64;
-  for (int64_t stage = 0; stage < 4; ++stage) {
-    const int64_t planes = 64 << stage;
-    for (int64_t b = 0; b < 2; ++b) {
-      body_->push_back(BasicBlock(in, planes, b == 0 && stage > 0 ? 2 : 1, /*projection=*/true));
-      in = planes;
-    }
-  }
-  body_->push_back(nn::AdaptiveAvgPool2d(1));
-  fc_ = nn::Linear(in, num_classes);
+  int64_t width = 0;
+  std::tie(body_, width) = resnet_body(in_channels, 64, 4, 2, /*projection=*/true);
+  fc_ = nn::Linear(width, num_classes);
   register_module("body", body_);
   register_module("fc", fc_);
   init_conv_bn(*this);
