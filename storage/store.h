@@ -13,7 +13,7 @@
 namespace htga::storage {
 
 /// Schema version written to PRAGMA user_version; a newer database is refused.
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 
 /// One cell of a grid as stored. Metrics that are not known yet are NaN.
 struct RunRecord {
@@ -21,8 +21,8 @@ struct RunRecord {
   std::string cell_key;     // hash of the canonical cell config
   std::string grid;         // grid name
   std::string config_json;  // canonical cell config
-  std::string status;       // running, finished, failed, diverged
-  std::string error;        // why a run failed or diverged
+  std::string status;       // running, finished, failed, diverged, interrupted
+  std::string error;        // why a run failed, diverged or was interrupted
   std::string dataset, model, optimizer;
   int64_t seed = 0;
   std::string device;                      // device the run used (cpu, cuda:0)
@@ -33,6 +33,16 @@ struct RunRecord {
   double train_time_s = 0;                 // seconds spent training and evaluating
   int64_t steps = 0;                       // optimizer steps taken
   std::string htga_version, torch_version;
+  // Schema 4: what reproduces the run, and its liveness.
+  std::string git_commit;                  // commit htga was built from ("" when unknown)
+  std::string host;                        // machine that ran it
+  int64_t pid = 0;                         // process that ran it
+  double heartbeat_at = 0;                 // unix seconds of the last sign of life (NaN when none)
+  std::string checkpoint;                  // file of the last checkpoint ("" when none)
+  int64_t checkpoint_epoch = -1;           // epochs completed in that checkpoint (-1 when none)
+  int64_t checkpoint_step = 0;             // steps taken in that checkpoint
+  std::string metric;                      // the task's main metric (acc, mcc, f1, pearson, ppl, ...)
+  double val_metric = 0, test_metric = 0;  // final values of that metric (NaN when unknown)
 };
 
 /// One optimizer step. NaN is stored as NULL.
@@ -64,6 +74,26 @@ struct RunResult {
   double train_acc = std::numeric_limits<double>::quiet_NaN();
   int64_t steps = 0;
   double train_time_s = 0;
+  std::string metric;  // the task's main metric ("" = acc)
+  double val_metric = std::numeric_limits<double>::quiet_NaN();
+  double test_metric = std::numeric_limits<double>::quiet_NaN();
+};
+
+/// A named metric of an evaluation (acc, loss, top5, mcc, f1, pearson, spearman, em, ppl, ...).
+struct MetricRow {
+  int64_t epoch = 0;
+  std::string split;  // train, val, test, test_mismatched, ...
+  std::string name;
+  double value = 0;
+};
+
+/// What begin_run decided about a cell.
+struct Claim {
+  int64_t run_id = 0;      // 0: another live process holds the cell (heartbeat fresh)
+  bool resumed = false;    // an earlier attempt left a checkpoint to continue from
+  int64_t from_epoch = 0;  // epochs already done (checkpoint_epoch + 1 when resumed)
+  int64_t from_step = 0;   // steps already done
+  std::string checkpoint;  // file to load when resumed
 };
 
 /// A parameter tensor whose alpha_hat is stored per layer.
@@ -93,6 +123,29 @@ class Store {
   /// Starts (or restarts) the run of a cell: inserts it, or, for a run that did not finish,
   /// deletes its old step and evaluation rows and marks it running again. Returns the run id.
   int64_t begin_run(const RunRecord& run);
+
+  /// Claims a cell for this process in one transaction. A cell that is `running` with a
+  /// heartbeat newer than `stale_after_s` seconds belongs to someone else (run_id 0). Otherwise
+  /// the run is inserted or taken over; when `resume` and its recorded checkpoint file exists,
+  /// the rows after the checkpoint are deleted and the claim says where to continue; else every
+  /// old row is deleted. Finished and diverged cells are the caller's to skip. `holder_alive`,
+  /// when given, is asked about a fresh `running` record: false (its process is gone, e.g. it
+  /// ran on this host and its pid no longer exists) takes it over at once.
+  Claim claim_run(const RunRecord& run, double stale_after_s, bool resume,
+                  const std::function<bool(const RunRecord&)>& holder_alive = {});
+
+  /// Sign of life of a running run.
+  void heartbeat(int64_t run_id);
+  /// Records a checkpoint written after `epoch` (0-based) at `step` steps.
+  void set_checkpoint(int64_t run_id, const std::string& file, int64_t epoch, int64_t step);
+  /// Named metrics of one evaluation, replacing earlier values of the same names.
+  void add_metrics(int64_t run_id, const std::vector<MetricRow>& rows);
+  /// All named metrics of a run, by epoch, split and name.
+  std::vector<MetricRow> metrics(int64_t run_id);
+  /// The run with this id, if any.
+  std::optional<RunRecord> run(int64_t run_id);
+  /// For read-only queries elsewhere (reports, exports): the connection.
+  Database& database() { return db_; }
 
   /// Appends step rows in one transaction.
   void append_steps(int64_t run_id, const std::vector<StepRow>& rows);

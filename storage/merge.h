@@ -1,0 +1,26 @@
+#pragma once
+// Combining shard databases: `htga merge OUT IN...`.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "storage/store.h"
+
+namespace htga::storage {
+
+struct MergeStats {
+  int64_t added = 0;      // cells new to the output
+  int64_t replaced = 0;   // the output's unfinished run replaced by a finished one
+  int64_t identical = 0;  // the same result already there
+  int64_t kept = 0;       // the output's run kept (the input's did not finish)
+};
+
+/// Copies the runs of each input database (with their steps, evaluations, metrics and per-layer
+/// rows) into `out`, deduplicated by cell key: a finished or diverged run wins over one that did
+/// not finish; two results for one cell must agree (status, steps, test metric), else nothing is
+/// written and OpenError names the cell and both files. Each input is opened as a Store first
+/// (so an older one is upgraded, a foreign one refused).
+std::vector<MergeStats> merge_databases(Store& out, const std::vector<std::string>& inputs);
+
+}  // namespace htga::storage
