@@ -1,37 +1,82 @@
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <iostream>
 
 #include "cli/commands.h"
+#include "experiments/error.h"
 
 namespace htga::cli {
 
 int run_run(const experiments::RunOptions& options, std::ostream& progress) {
   auto s = experiments::run_grid(options, progress);
+  const std::string shard = options.shard_count > 1 ? fmt::format(" (shard {}/{}: {} cells)", options.shard_index,
+                                                                  options.shard_count, s.selected)
+                                                    : "";
   if (options.dry_run) {
-    progress << fmt::format("{} cells, {} already done, {} to run", s.cells, s.skipped, s.cells - s.skipped)
+    progress << fmt::format("{} cells{}, {} already done, {} to run", s.cells, shard, s.skipped, s.selected - s.skipped)
              << std::endl;
     return 0;
   }
-  if (!options.quiet)
-    progress << fmt::format("done: {} cells: {} trained, {} skipped (done before), {} diverged, {} failed; db {}",
-                            s.cells, s.finished, s.skipped, s.diverged, s.failed, options.db_path)
-             << std::endl;
+  if (!options.quiet) {
+    std::string line = fmt::format("done: {} cells{}: {} trained, {} skipped (done before), {} diverged, {} failed",
+                                   s.cells, shard, s.finished, s.skipped, s.diverged, s.failed);
+    if (s.resumed) line += fmt::format(", {} resumed from a checkpoint", s.resumed);
+    if (s.busy) line += fmt::format(", {} left to another live process", s.busy);
+    if (s.interrupted) line += fmt::format(", {} interrupted (run again to resume)", s.interrupted);
+    progress << line << "; db " << options.db_path << std::endl;
+  }
+  if (s.interrupted > 0 || experiments::stop_requested()) return 130;
   return s.failed > 0 ? 1 : 0;
 }
+
+namespace {
+/// "I/N" -> (I, N).
+std::pair<int, int> parse_shard(const std::string& text) {
+  int i = -1, n = 0;
+  char slash = 0, extra = 0;
+  if (std::sscanf(text.c_str(), "%d%c%d%c", &i, &slash, &n, &extra) != 3 || slash != '/' || n < 1 || i < 0 || i >= n)
+    throw InputError("--shard " + text + ": want I/N with 0 <= I < N, e.g. 0/4");
+  return {i, n};
+}
+}  // namespace
 
 void setup_run(CLI::App& app, int& exit_code) {
   auto* run = app.add_subcommand("run", "Run experiments");
   run->require_subcommand(1);
   auto opts = std::make_shared<experiments::RunOptions>();
-  auto* grid = run->add_subcommand("grid", "Run every cell of a grid file not yet finished in the database");
+  auto shard = std::make_shared<std::string>();
+  auto* grid = run->add_subcommand(
+      "grid",
+      "Run every cell of a grid file not yet finished in the database. Finished and diverged cells are "
+      "skipped, failed and interrupted ones re-run (from their last checkpoint), cells running in another "
+      "process are left to it unless its heartbeat is stale. Ctrl-C stops after the current step (exit 130); "
+      "a second Ctrl-C quits at once.");
   grid->add_option("file", opts->grid_path, "Grid JSON file (see experiments/grids/)")->required();
   grid->add_option("--db", opts->db_path, "Result database")->capture_default_str();
   grid->add_flag("--dry-run", opts->dry_run, "List the cells and whether they are done; train nothing");
   grid->add_option("--device", opts->device, "Override the grid's device: auto, cpu, cuda, cuda:N");
+  grid->add_option("-j,--jobs", opts->jobs, "Cells trained at once (threads sharing the loaded datasets)")
+      ->capture_default_str();
+  grid->add_option("--shard", *shard, "Run only the cells whose index mod N is I (I/N, for job arrays)");
+  grid->add_option("--max-cells", opts->max_cells, "Refuse larger grids unless --yes")->capture_default_str();
+  grid->add_flag("-y,--yes", opts->yes, "Run a grid larger than --max-cells");
+  grid->add_option("--stale-after", opts->stale_after_s,
+                   "Seconds without a heartbeat after which a `running` cell is taken over")
+      ->capture_default_str();
+  grid->add_option("--checkpoint-dir", opts->checkpoint_dir, "Checkpoint folder (default: checkpoints/ beside --db)");
+  grid->add_option("--flush-every", opts->flush_every, "Steps buffered before a database commit")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   grid->add_flag("-q,--quiet", opts->quiet, "No progress lines");
-  grid->callback([opts, &exit_code]() { exit_code = run_run(*opts, std::cerr); });
+  grid->callback([opts, shard, &exit_code]() {
+    if (!shard->empty()) std::tie(opts->shard_index, opts->shard_count) = parse_shard(*shard);
+    opts->live = !opts->quiet && !opts->dry_run && isatty(fileno(stderr));
+    experiments::install_signal_handlers();
+    exit_code = run_run(*opts, std::cerr);
+  });
 }
 
 }  // namespace htga::cli

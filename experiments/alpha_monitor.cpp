@@ -35,6 +35,14 @@ AlphaMonitor::AlphaMonitor(const AlphaSettings& settings, const std::vector<torc
   nan_ = torch::full({}, std::numeric_limits<float>::quiet_NaN(), flat_grad_.options().dtype(torch::kFloat32));
 }
 
+torch::Tensor AlphaMonitor::state() const {
+  return ema_.started() ? ema_.mean() : torch::empty({0}, flat_grad_.options());
+}
+
+void AlphaMonitor::load_state(const torch::Tensor& state) {
+  ema_.set_mean(state.numel() == 0 ? torch::Tensor() : state.to(flat_grad_.device()));
+}
+
 int64_t AlphaMonitor::k_for(int64_t n) const {
   if (s_.k_fraction > 0) return std::max<int64_t>(1, static_cast<int64_t>(std::floor(s_.k_fraction * n)));
   return s_.k;

@@ -52,6 +52,10 @@ class AlphaMonitor {
 
   int64_t num_layers() const { return static_cast<int64_t>(slices_.size()); }
 
+  /// For checkpoints: the gradient EMA (empty before the first gradient).
+  torch::Tensor state() const;
+  void load_state(const torch::Tensor& state);
+
  private:
   torch::Tensor estimate_one(const torch::Tensor& a, const torch::Tensor* b) const;
   int64_t k_for(int64_t n) const;

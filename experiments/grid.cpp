@@ -228,7 +228,7 @@ class Parser {
         for (const auto& [k, v] : c.config[part].items()) values[std::string(part) + "." + k].insert(v.dump());
     std::set<std::string> varying;
     for (const auto& [k, v] : values)
-      if (v.size() > 1 && k != "train.device") varying.insert(k);
+      if (v.size() > 1 && k != "train.device" && k != "train.checkpoint_every") varying.insert(k);
     for (Cell& c : grid.cells) c.label = make_label(c.config, varying);
     return grid;
   }
@@ -272,7 +272,10 @@ std::string cell_key(const json& config) {
   // version (with a default that keeps the old behaviour) does not change the keys of the
   // cells already in a database.
   json c = without_defaults(config);
-  if (c.contains("train")) c["train"].erase("device");
+  if (c.contains("train")) {  // how a cell runs, not what it computes
+    c["train"].erase("device");
+    c["train"].erase("checkpoint_every");
+  }
   return data::fnv1a_hex(c.dump());  // object keys are sorted: the dump is canonical
 }
 

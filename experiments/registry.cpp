@@ -321,7 +321,11 @@ const Registry& train_settings() {
           {"constant", "step", "cosine"}},
          non_negative("lr_warmup_steps", 0, "linear warmup of the learning rate, in steps", ParamType::kInteger),
          positive("lr_step_every", 1000, "step schedule: steps between decays", ParamType::kInteger),
-         positive("lr_gamma", 0.1, "step schedule: decay factor")}}}};
+         positive("lr_gamma", 0.1, "step schedule: decay factor"),
+         non_negative("checkpoint_every", 1,
+                      "save model, optimizer, controller and RNG state every this many epochs, so that an "
+                      "interrupted run resumes there (0 = never); not part of a cell's key",
+                      ParamType::kInteger)}}}};
   return r;
 }
 
