@@ -1,11 +1,18 @@
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <filesystem>
 #include <iostream>
+#include <limits>
+#include <map>
+#include <memory>
+#include <optional>
 #include <set>
 
+#include "cli/analysis.h"
 #include "cli/commands.h"
 #include "cli/csv.h"
 #include "experiments/error.h"
+#include "storage/query.h"
 #include "storage/store.h"
 
 namespace htga::cli {
@@ -15,110 +22,251 @@ void require_database(const std::string& path) {
     throw InputError(path + ": no such database (run a grid first, or pass --db)");
 }
 
-long run_export(const ExportOptions& options) {
-  if (options.what != "steps" && options.what != "runs" && options.what != "alpha")
-    throw InputError("export: unknown table \"" + options.what + "\"; valid: steps, runs, alpha");
-  require_database(options.db_path);
-  storage::Store store(options.db_path);
-  const std::string out_path = options.out.empty() ? "results/" + options.what + ".csv" : options.out;
-  AtomicFile file(out_path);
-  long rows = 0;
-  if (options.what == "alpha") {
-    file.write(csv_line({"run_id", "step", "layer", "name", "numel", "alpha_hat"}));
-    std::map<int64_t, std::vector<storage::LayerInfo>> names;
-    for (const auto& r : store.runs()) names[r.id] = store.layers(r.id);
-    std::string chunk;
-    store.for_each_layer_alpha([&](int64_t run_id, const storage::LayerAlphaRow& r) {
-      const auto& layers = names[run_id];
-      const bool known = r.layer >= 0 && r.layer < static_cast<int64_t>(layers.size());
-      chunk += csv_line({std::to_string(run_id), std::to_string(r.step), std::to_string(r.layer),
-                         known ? layers[r.layer].name : "", known ? std::to_string(layers[r.layer].numel) : "",
-                         csv_number(r.alpha_hat)});
-      if (chunk.size() > (1 << 20)) {
-        file.write(chunk);
-        chunk.clear();
-      }
-      ++rows;
-    });
-    file.write(chunk);
-  } else if (options.what == "steps") {
-    file.write(csv_line({"run_id", "step", "epoch", "loss", "train_acc", "lr", "alpha_hat", "grad_norm", "alpha_smooth",
-                         "phase", "clip_coef"}));
-    std::string chunk;
-    store.for_each_step([&](int64_t run_id, const storage::StepRow& r) {
-      chunk += csv_line({std::to_string(run_id), std::to_string(r.step), std::to_string(r.epoch), csv_number(r.loss),
-                         csv_number(r.train_acc), csv_number(r.lr), csv_number(r.alpha_hat), csv_number(r.grad_norm),
-                         csv_number(r.alpha_smooth), csv_number(r.phase), csv_number(r.clip_coef)});
-      if (chunk.size() > (1 << 20)) {
-        file.write(chunk);
-        chunk.clear();
-      }
-      ++rows;
-    });
-    file.write(chunk);
-  } else {
-    const auto runs = store.runs();
-    std::vector<std::map<std::string, std::string>> flat(runs.size());
-    std::set<std::string> config_columns;
-    for (size_t i = 0; i < runs.size(); ++i) {
-      flatten_json(nlohmann::json::parse(runs[i].config_json), "", flat[i]);
-      flat[i].erase("seed");  // a fixed column already
-      for (const auto& [k, v] : flat[i]) config_columns.insert(k);
+namespace {
+
+/// The flattened configs of the selected runs: one column per key any of them has.
+struct ConfigColumns {
+  std::vector<std::string> names;                      // sorted
+  std::map<int64_t, std::vector<std::string>> values;  // run id -> one value per name
+
+  explicit ConfigColumns(const std::vector<storage::RunRecord>& runs) {
+    std::map<int64_t, std::map<std::string, std::string>> flat;
+    std::set<std::string> keys;
+    for (const auto& r : runs) {
+      auto& f = flat[r.id];
+      flatten_json(nlohmann::json::parse(r.config_json), "", f);
+      f.erase("seed");  // a fixed column already
+      for (const auto& [k, v] : f) keys.insert(k);
     }
-    std::vector<std::string> header{"run_id", "grid",     "status",    "dataset",   "model",   "optimizer",
-                                    "seed",   "test_acc", "test_loss", "train_acc", "gen_gap", "train_time_s",
-                                    "steps",  "device",   "cell_key",  "error"};
-    header.insert(header.end(), config_columns.begin(), config_columns.end());
-    file.write(csv_line(header));
-    for (size_t i = 0; i < runs.size(); ++i) {
-      const auto& r = runs[i];
-      std::vector<std::string> line{std::to_string(r.id),
-                                    r.grid,
-                                    r.status,
-                                    r.dataset,
-                                    r.model,
-                                    r.optimizer,
-                                    std::to_string(r.seed),
-                                    csv_number(r.test_acc),
-                                    csv_number(r.test_loss),
-                                    csv_number(r.train_acc),
-                                    csv_number(r.gen_gap),
-                                    csv_number(r.train_time_s),
-                                    std::to_string(r.steps),
-                                    r.device,
-                                    r.cell_key,
-                                    r.error};
-      for (const auto& c : config_columns) {
-        auto it = flat[i].find(c);
-        line.push_back(it == flat[i].end() ? "" : it->second);
+    names.assign(keys.begin(), keys.end());
+    for (const auto& [id, f] : flat) {
+      auto& row = values[id];
+      for (const auto& k : names) {
+        auto it = f.find(k);
+        row.push_back(it == f.end() ? "" : it->second);
       }
-      file.write(csv_line(line));
-      ++rows;
     }
   }
-  file.commit();
-  return rows;
+};
+
+/// Identity and config columns appended to steps, evals and alpha rows with --with-config.
+struct RunColumns {
+  bool on = false;
+  std::map<int64_t, const storage::RunRecord*> runs;
+  std::unique_ptr<ConfigColumns> config;
+
+  RunColumns(bool enabled, const std::vector<storage::RunRecord>& selected) : on(enabled) {
+    if (!on) return;
+    for (const auto& r : selected) runs[r.id] = &r;
+    config = std::make_unique<ConfigColumns>(selected);
+  }
+  void header(std::vector<std::string>& h) const {
+    if (!on) return;
+    h.insert(h.end(), {"grid", "status", "dataset", "model", "optimizer", "seed"});
+    h.insert(h.end(), config->names.begin(), config->names.end());
+  }
+  void append(CsvWriter& csv, int64_t run_id) const {
+    if (!on) return;
+    const auto& r = *runs.at(run_id);
+    csv.field(r.grid).field(r.status).field(r.dataset).field(r.model).field(r.optimizer).integer(r.seed);
+    for (const auto& v : config->values.at(run_id)) csv.field(v);
+  }
+};
+
+void export_steps(storage::Database& db, const std::vector<int64_t>& ids, const RunColumns& extra, CsvWriter& csv) {
+  std::vector<std::string> header{"run_id",    "step",      "epoch",        "loss",  "train_acc", "lr",
+                                  "alpha_hat", "grad_norm", "alpha_smooth", "phase", "clip_coef"};
+  extra.header(header);
+  csv.row(header);
+  storage::for_each_step(db, ids, [&](int64_t run_id, const storage::StepRow& r) {
+    csv.integer(run_id).integer(r.step).integer(r.epoch).number(r.loss).number(r.train_acc).number(r.lr);
+    csv.number(r.alpha_hat).number(r.grad_norm).number(r.alpha_smooth).number(r.phase).number(r.clip_coef);
+    extra.append(csv, run_id);
+    csv.end_row();
+  });
 }
 
+void export_evals(storage::Store& store, const std::vector<int64_t>& ids, const RunColumns& extra, CsvWriter& csv) {
+  // Evaluation rows joined with the named metrics of the same (epoch, split), one column per
+  // metric name; a run's rows are few (epochs x splits), so one run at a time is held.
+  auto& db = store.database();
+  static const std::set<std::string> kEvalColumns{"loss", "acc", "top5"};
+  std::vector<std::string> names;
+  for (const auto& n : storage::metric_names(db, ids))
+    if (!kEvalColumns.count(n)) names.push_back(n);
+  std::vector<std::string> header{"run_id", "epoch", "step", "split", "loss", "acc", "top5", "final"};
+  header.insert(header.end(), names.begin(), names.end());
+  extra.header(header);
+  csv.row(header);
+  for (int64_t id : ids) {
+    struct Row {
+      std::optional<storage::EvalRow> eval;
+      std::map<std::string, double> metrics;
+    };
+    std::map<std::pair<int64_t, std::string>, Row> rows;
+    storage::for_each_eval(db, {id}, [&](int64_t, const storage::EvalRow& e) { rows[{e.epoch, e.split}].eval = e; });
+    for (const auto& m : store.metrics(id)) rows[{m.epoch, m.split}].metrics[m.name] = m.value;
+    for (const auto& [key, row] : rows) {
+      auto metric = [&](const std::string& n, double fallback) {
+        auto it = row.metrics.find(n);
+        return std::isfinite(fallback) || it == row.metrics.end() ? fallback : it->second;
+      };
+      const double nan = std::numeric_limits<double>::quiet_NaN();
+      csv.integer(id).integer(key.first);
+      if (row.eval)
+        csv.integer(row.eval->step);
+      else
+        csv.field("");
+      csv.field(key.second);
+      csv.number(metric("loss", row.eval ? row.eval->loss : nan));
+      csv.number(metric("acc", row.eval ? row.eval->acc : nan));
+      csv.number(metric("top5", row.eval ? row.eval->top5 : nan));
+      if (row.eval)
+        csv.integer(row.eval->final);
+      else
+        csv.field("");
+      for (const auto& n : names) csv.number(metric(n, nan));
+      extra.append(csv, id);
+      csv.end_row();
+    }
+  }
+}
+
+void export_runs(const std::vector<storage::RunRecord>& runs, CsvWriter& csv) {
+  const ConfigColumns config(runs);
+  std::vector<std::string> header{
+      "run_id",       "grid",       "status",           "dataset",  "model",      "optimizer",  "seed",
+      "test_acc",     "test_loss",  "train_acc",        "gen_gap",  "metric",     "val_metric", "test_metric",
+      "train_time_s", "steps",      "device",           "host",     "git_commit", "started_at", "finished_at",
+      "heartbeat_at", "checkpoint", "checkpoint_epoch", "cell_key", "error"};
+  header.insert(header.end(), config.names.begin(), config.names.end());
+  csv.row(header);
+  for (const auto& r : runs) {
+    csv.integer(r.id).field(r.grid).field(r.status).field(r.dataset).field(r.model).field(r.optimizer);
+    csv.integer(r.seed).number(r.test_acc).number(r.test_loss).number(r.train_acc).number(r.gen_gap);
+    csv.field(r.metric).number(r.val_metric).number(r.test_metric).number(r.train_time_s).integer(r.steps);
+    csv.field(r.device).field(r.host).field(r.git_commit).number(r.started_at).number(r.finished_at);
+    csv.number(r.heartbeat_at).field(r.checkpoint);
+    if (r.checkpoint_epoch >= 0)
+      csv.integer(r.checkpoint_epoch);
+    else
+      csv.field("");
+    csv.field(r.cell_key).field(r.error);
+    for (const auto& v : config.values.at(r.id)) csv.field(v);
+    csv.end_row();
+  }
+}
+
+void export_alpha(storage::Store& store, const std::vector<int64_t>& ids, const RunColumns& extra, CsvWriter& csv) {
+  std::vector<std::string> header{"run_id", "step", "layer", "name", "numel", "alpha_hat"};
+  extra.header(header);
+  csv.row(header);
+  for (int64_t id : ids) {
+    const auto layers = store.layers(id);
+    storage::for_each_layer_alpha(store.database(), {id}, [&](int64_t run_id, const storage::LayerAlphaRow& r) {
+      const bool known = r.layer >= 0 && r.layer < static_cast<int64_t>(layers.size());
+      csv.integer(run_id).integer(r.step).integer(r.layer).field(known ? layers[r.layer].name : "");
+      if (known)
+        csv.integer(layers[r.layer].numel);
+      else
+        csv.field("");
+      csv.number(r.alpha_hat);
+      extra.append(csv, run_id);
+      csv.end_row();
+    });
+  }
+}
+
+}  // namespace
+
+long run_export(const ExportOptions& options, std::ostream& stdout_stream) {
+  static const std::set<std::string> kTables{"steps", "evals", "runs", "alpha", "summary"};
+  if (!kTables.count(options.what))
+    throw InputError("export: unknown table \"" + options.what + "\"; valid: steps, evals, runs, alpha, summary");
+  require_database(options.db_path);
+  storage::Store store(options.db_path);
+  const bool to_stdout = options.out == "-";
+  const std::string out_path = options.out.empty() ? "results/" + options.what + ".csv" : options.out;
+  std::unique_ptr<AtomicFile> file;
+  if (!to_stdout) file = std::make_unique<AtomicFile>(out_path);
+  CsvWriter csv([&](const std::string& text) {
+    if (file)
+      file->write(text);
+    else
+      stdout_stream.write(text.data(), static_cast<std::streamsize>(text.size()));
+  });
+
+  if (options.what == "summary") {
+    AnalysisOptions a = options.analysis;
+    a.filter = options.filter;
+    write_report_csv(analyse(store, a), csv);
+  } else {
+    const auto runs = storage::select_runs(store, options.filter);
+    std::vector<int64_t> ids;
+    for (const auto& r : runs) ids.push_back(r.id);
+    const RunColumns extra(options.with_config && options.what != "runs", runs);
+    if (options.what == "steps")
+      export_steps(store.database(), ids, extra, csv);
+    else if (options.what == "evals")
+      export_evals(store, ids, extra, csv);
+    else if (options.what == "alpha")
+      export_alpha(store, ids, extra, csv);
+    else
+      export_runs(runs, csv);
+  }
+  csv.flush();
+  if (file)
+    file->commit();
+  else
+    stdout_stream.flush();
+  return csv.rows() - 1;  // the header is not a data row
+}
+
+long run_export(const ExportOptions& options) { return run_export(options, std::cout); }
+
 void setup_export(CLI::App& app, int& exit_code) {
-  auto* exp = app.add_subcommand("export", "Export tables as tidy CSV (one header row)");
+  auto* exp = app.add_subcommand("export", "Export tables as tidy CSV (one header row; NaN as empty)");
   exp->require_subcommand(1);
   const std::pair<const char*, const char*> tables[] = {
       {"steps",
        "One row per (run, step): run_id, step, epoch, loss, train_acc, lr, alpha_hat, grad_norm, "
        "alpha_smooth, phase, clip_coef"},
-      {"runs", "One row per run: status, final test metrics, then the config flattened (optimizer.lr, ...)"},
-      {"alpha", "One row per (run, step, layer) of runs with scope layer: alpha_hat per parameter tensor"}};
+      {"evals",
+       "One row per (run, epoch, split): loss, acc, top5, final, then one column per named metric (mcc, f1, ...)"},
+      {"runs", "One row per run: status, final metrics, provenance, then the config flattened (optimizer.lr, ...)"},
+      {"alpha", "One row per (run, step, layer) of runs with scope layer: alpha_hat per parameter tensor"},
+      {"summary", "The report's rows: per group and optimizer configuration, n, mean, CI, diff, p-values"}};
   for (const auto& [name, help] : tables) {
     auto opts = std::make_shared<ExportOptions>();
     opts->what = name;
+    const std::string what = name;
     auto* sub = exp->add_subcommand(name, help);
     sub->add_option("--db", opts->db_path, "Result database")->capture_default_str();
-    sub->add_option("-o,--out", opts->out, std::string("CSV file to write (default results/") + name + ".csv)");
+    sub->add_option("-o,--out", opts->out, "CSV file to write, - for stdout (default results/" + what + ".csv)");
+    auto& f = opts->filter;
+    sub->add_option("--dataset", f.datasets, "Only runs on this dataset (repeatable)");
+    sub->add_option("--model", f.models, "Only runs of this model (repeatable)");
+    sub->add_option("--optimizer", f.optimizers, "Only runs of this optimizer (repeatable)");
+    sub->add_option("--grid", f.grids, "Only runs of this grid (repeatable)");
+    sub->add_option("--status", f.statuses, "Only runs with this status (repeatable)")
+        ->check(CLI::IsMember({"running", "finished", "failed", "diverged", "interrupted"}));
+    sub->add_option("--run", f.run_ids, "Only this run id (repeatable)");
+    if (what == "steps" || what == "evals" || what == "alpha")
+      sub->add_flag(
+          "--with-config", opts->with_config,
+          "Append each run's grid, status, dataset, model, optimizer, seed and flattened config to every row");
+    if (what == "summary") {
+      sub->add_option("--compare", opts->analysis.compare, "Baseline optimizer family")->capture_default_str();
+      sub->add_option("--metric", opts->analysis.metric, "Metric to compare (default: each run's main metric)");
+      sub->add_option("--select", opts->analysis.select, "best or all")
+          ->check(CLI::IsMember({"best", "all"}))
+          ->capture_default_str();
+    }
     sub->callback([opts, &exit_code]() {
       long n = run_export(*opts);
-      std::cerr << "wrote " << n << " rows to " << (opts->out.empty() ? "results/" + opts->what + ".csv" : opts->out)
-                << std::endl;
+      if (opts->out != "-")
+        std::cerr << "wrote " << n << " rows to " << (opts->out.empty() ? "results/" + opts->what + ".csv" : opts->out)
+                  << std::endl;
       exit_code = 0;
     });
   }

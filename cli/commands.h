@@ -5,8 +5,11 @@
 #include <iosfwd>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
+#include "cli/analysis.h"
 #include "experiments/runner.h"
+#include "storage/query.h"
 
 namespace CLI {
 class App;
@@ -22,25 +25,53 @@ void setup_report(CLI::App& app, int& exit_code);
 void setup_export(CLI::App& app, int& exit_code);
 void setup_list(CLI::App& app, int& exit_code);
 void setup_estimate(CLI::App& app, int& exit_code);
+void setup_merge(CLI::App& app, int& exit_code);
+
+/// `htga merge OUT IN...`: prints a line per input; throws OpenError on a conflict.
+int run_merge(const std::string& out_path, const std::vector<std::string>& inputs, std::ostream& out);
+void setup_runs(CLI::App& app, int& exit_code);  // `htga runs` and `htga show`
 
 /// `htga run grid FILE`: 0 when every cell finished or diverged, 1 when a cell failed.
 int run_run(const experiments::RunOptions& options, std::ostream& progress);
 
 struct ReportOptions {
   std::string db_path = kDefaultDb;
-  std::string compare = "sgd-clip";  // baseline optimizer name
-  std::string format = "table";      // table or csv
+  AnalysisOptions analysis;      // baseline, metric, selection, run filter
+  std::string format = "table";  // table, markdown, csv or json
+  bool plots = false;            // also run scripts/plot.py
+  std::string plots_dir = "results/plots";
 };
 /// Writes the comparison to `out`. Throws InputError for a missing database or baseline.
 void run_report(const ReportOptions& options, std::ostream& out);
 
 struct ExportOptions {
-  std::string what;  // steps, runs or alpha
+  std::string what;  // steps, evals, runs, alpha or summary
   std::string db_path = kDefaultDb;
-  std::string out;  // CSV path (default results/<what>.csv)
+  std::string out;            // CSV path, "-" for stdout (default results/<what>.csv)
+  storage::RunFilter filter;  // which runs
+  bool with_config = false;   // steps, evals, alpha: append the run's flattened config
+  AnalysisOptions analysis;   // summary: the report's settings (its filter is `filter`)
 };
-/// Writes the CSV; returns the number of data rows.
-long run_export(const ExportOptions& options);
+/// Writes the CSV (streaming, constant memory; a file atomically); returns the number of data
+/// rows. With out "-" the CSV goes to `stdout_stream`.
+long run_export(const ExportOptions& options, std::ostream& stdout_stream);
+long run_export(const ExportOptions& options);  // stdout is std::cout
+
+struct RunsOptions {
+  std::string db_path = kDefaultDb;
+  storage::RunFilter filter;
+  std::string format = "table";  // table or json
+};
+/// `htga runs`: one line per run matching the filter.
+void run_runs(const RunsOptions& options, std::ostream& out);
+
+struct ShowOptions {
+  std::string db_path = kDefaultDb;
+  int64_t run_id = 0;
+  bool json = false;
+};
+/// `htga show RUN`: config, status, metrics, error, liveness and checkpoint of one run.
+void run_show(const ShowOptions& options, std::ostream& out);
 
 /// `htga list`: every registry with its parameters, defaults and help.
 void run_list(std::ostream& out);

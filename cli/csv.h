@@ -1,7 +1,9 @@
 #pragma once
 // CSV output (RFC 4180): one header row, fields quoted only when they need it, NaN as empty.
 
+#include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -18,6 +20,29 @@ std::string csv_line(const std::vector<std::string>& fields);
 
 /// Flattens a JSON object into "a.b" -> text: strings as they are, numbers and lists as JSON.
 void flatten_json(const nlohmann::json& j, const std::string& prefix, std::map<std::string, std::string>& out);
+
+/// Builds CSV rows into a buffer and hands it to `sink` in chunks of about `chunk_bytes`, so that
+/// a large export needs constant memory. Call flush() at the end.
+class CsvWriter {
+ public:
+  explicit CsvWriter(std::function<void(const std::string&)> sink, size_t chunk_bytes = 1 << 20);
+  CsvWriter& field(const std::string& s);
+  CsvWriter& number(double v);  // as csv_number
+  CsvWriter& integer(int64_t v);
+  /// Ends the row; the number of rows ended so far is rows().
+  void end_row();
+  void row(const std::vector<std::string>& fields);
+  void flush();
+  long rows() const { return rows_; }
+
+ private:
+  void separator();
+  std::function<void(const std::string&)> sink_;
+  size_t chunk_bytes_;
+  std::string buf_;
+  bool row_started_ = false;
+  long rows_ = 0;
+};
 
 /// A file written atomically: the text goes to a temporary file beside `path`, renamed over
 /// it by commit(); without commit() the temporary file is removed and `path` is untouched.

@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   htga::cli::setup_export(app, exit_code);
   htga::cli::setup_list(app, exit_code);
   htga::cli::setup_estimate(app, exit_code);
+  htga::cli::setup_merge(app, exit_code);
+  htga::cli::setup_runs(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

@@ -1,0 +1,548 @@
+#include "cli/analysis.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <ostream>
+#include <set>
+
+#include "cli/stats.h"
+#include "experiments/error.h"
+#include "experiments/grid.h"
+
+namespace htga::cli {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kAlpha = 0.05;  // significance level of the summary sentences
+constexpr int kMinSeeds = 3;     // fewer finished seeds than this: too few to say anything
+
+struct RunValues {
+  int64_t seed = 0;
+  double val = kNaN, test = kNaN, gen_gap = kNaN, time_s = kNaN;
+  int64_t run_id = 0;
+};
+
+struct Config {
+  std::string key, optimizer;
+  json config;
+  int runs = 0, diverged = 0, failed = 0;
+  std::map<int64_t, RunValues> finished;  // by seed
+};
+
+struct Group {
+  std::string label, dataset, model, metric;
+  std::vector<Config> configs;
+  std::map<std::string, size_t> index;  // config key -> position
+};
+
+json configuration_of(json cfg) {
+  cfg.erase("seed");
+  if (cfg.contains("train") && cfg["train"].is_object()) {
+    cfg["train"].erase("device");
+    cfg["train"].erase("checkpoint_every");
+  }
+  return cfg;
+}
+
+std::string group_label(const json& cfg, const std::string& dataset, const std::string& model) {
+  // Only what differs from the defaults: the settings a person wrote in the grid.
+  std::string label = dataset + "/" + model;
+  json lean;
+  try {
+    lean = experiments::without_defaults(cfg);
+  } catch (const std::exception&) {
+    lean = cfg;  // a config of a name this build does not know: show it as stored
+  }
+  for (const char* part : {"dataset", "model"}) {
+    json p = lean.value(part, json::object());
+    p.erase("name");
+    if (!p.empty()) label += fmt::format("  {} {}", part, p.dump());
+  }
+  return label;
+}
+
+std::string percent_or_value(double v, bool fraction, bool sign = false) {
+  if (!std::isfinite(v)) return "-";
+  if (fraction) return sign ? fmt::format("{:+.2f}", 100 * v) : fmt::format("{:.2f}", 100 * v);
+  return sign ? fmt::format("{:+.4g}", v) : fmt::format("{:.4g}", v);
+}
+
+std::string p_text(double p) {
+  if (!std::isfinite(p)) return "-";
+  if (p < 0.001) return "<0.001";
+  return fmt::format("{:.3f}", p);
+}
+
+std::string p_sentence(double p) { return p < 0.001 ? "p < 0.001" : fmt::format("p = {:.2g}", p); }
+
+std::string time_text(double s) {
+  if (!std::isfinite(s)) return "-";
+  if (s < 60) return fmt::format("{:.1f}s", s);
+  if (s < 3600) return fmt::format("{:.1f}m", s / 60);
+  return fmt::format("{:.1f}h", s / 3600);
+}
+
+std::string unit_of(const std::string& metric) { return is_fraction_metric(metric) ? "points" : metric; }
+
+/// "lr=0.1 beta=1": the parameters that vary among a family's configurations, and always lr.
+std::map<std::string, std::string> labels_of(const Group& g) {
+  std::map<std::string, std::map<std::string, std::string>> flat;  // config key -> flattened
+  std::map<std::string, std::set<std::string>> varying;            // family -> keys
+  for (const auto& c : g.configs) {
+    auto& f = flat[c.key];
+    json parts = json::object();
+    for (const char* part : {"optimizer", "train"})
+      if (c.config.contains(part)) parts[part] = c.config[part];
+    flatten_json(parts, "", f);
+    f.erase("optimizer.name");
+  }
+  for (const auto& a : g.configs)
+    for (const auto& b : g.configs)
+      if (a.optimizer == b.optimizer)
+        for (const auto& [k, v] : flat[a.key]) {
+          auto it = flat[b.key].find(k);
+          if (it == flat[b.key].end() || it->second != v) varying[a.optimizer].insert(k);
+        }
+  std::map<std::string, std::string> out;
+  for (const auto& c : g.configs) {
+    std::set<std::string> keys = varying[c.optimizer];
+    keys.insert("optimizer.lr");
+    std::string label;
+    for (const auto& k : keys) {
+      auto it = flat[c.key].find(k);
+      if (it == flat[c.key].end()) continue;
+      const std::string shown = k.substr(k.find('.') + 1);
+      label += (label.empty() ? "" : " ") + shown + "=" + it->second;
+    }
+    out[c.key] = label;
+  }
+  return out;
+}
+
+bool better(double a, double b, bool lower) { return lower ? a < b : a > b; }
+
+}  // namespace
+
+bool lower_is_better(const std::string& metric) {
+  return metric == "loss" || metric == "ppl" || metric == "perplexity";
+}
+
+bool is_fraction_metric(const std::string& metric) {
+  return metric == "acc" || metric == "top5" || metric == "accuracy";
+}
+
+std::vector<ReportGroup> analyse(storage::Store& store, const AnalysisOptions& options) {
+  if (options.select != "best" && options.select != "all")
+    throw InputError("report: --select \"" + options.select + "\": valid: best, all");
+  auto& db = store.database();
+  const auto runs = storage::select_runs(store, options.filter);
+  if (runs.empty()) throw InputError(store.path() + ": no runs match (check --grid, --dataset, --model, --optimizer)");
+  std::set<std::string> families;
+  for (const auto& r : runs) families.insert(r.optimizer);
+  if (!families.count(options.compare)) {
+    std::string have;
+    for (const auto& n : families) have += (have.empty() ? "" : ", ") + n;
+    throw InputError(store.path() + ": --compare " + options.compare +
+                     ": no runs of that optimizer; the database has: " + have);
+  }
+
+  std::map<std::string, Group> groups;
+  for (const auto& r : runs) {
+    json cfg = json::parse(r.config_json);
+    const std::string metric = options.metric.empty() ? (r.metric.empty() ? "acc" : r.metric) : options.metric;
+    const std::string gkey =
+        cfg.value("dataset", json::object()).dump() + cfg.value("model", json::object()).dump() + "|" + metric;
+    Group& g = groups[gkey];
+    if (g.label.empty()) {
+      g.label = group_label(cfg, r.dataset, r.model);
+      g.dataset = r.dataset;
+      g.model = r.model;
+      g.metric = metric;
+    }
+    json conf = configuration_of(cfg);
+    const std::string ckey = conf.dump();
+    auto [it, inserted] = g.index.emplace(ckey, g.configs.size());
+    if (inserted) g.configs.push_back(Config{ckey, r.optimizer, conf, 0, 0, 0, {}});
+    Config& c = g.configs[it->second];
+    ++c.runs;
+    if (r.status == "diverged") ++c.diverged;
+    if (r.status == "failed") ++c.failed;
+    if (r.status != "finished") continue;
+    RunValues v;
+    v.seed = r.seed;
+    v.run_id = r.id;
+    const bool main_metric = options.metric.empty() || options.metric == r.metric;
+    v.test = main_metric ? r.test_metric : storage::final_metric(db, r.id, "test", metric);
+    if (main_metric && std::isnan(v.test) && metric == "acc") v.test = r.test_acc;
+    v.val = main_metric ? r.val_metric : kNaN;
+    if (std::isnan(v.val)) v.val = storage::final_metric(db, r.id, "val", metric);
+    v.gen_gap = r.gen_gap;
+    v.time_s = r.train_time_s;
+    if (std::isfinite(v.test)) c.finished[r.seed] = v;
+  }
+
+  std::vector<ReportGroup> out;
+  for (auto& [gkey, g] : groups) {
+    ReportGroup rg;
+    rg.label = g.label;
+    rg.dataset = g.dataset;
+    rg.model = g.model;
+    rg.metric = g.metric;
+    const bool lower = lower_is_better(g.metric);
+    const bool fraction = is_fraction_metric(g.metric);
+    const auto labels = labels_of(g);
+
+    bool any_val = false;
+    for (const auto& c : g.configs)
+      for (const auto& [seed, v] : c.finished) any_val = any_val || std::isfinite(v.val);
+    const std::string selected_by = any_val ? "val" : "test";
+
+    // Per configuration: the selection score and the test statistics.
+    std::vector<ReportRow> rows;
+    for (const auto& c : g.configs) {
+      ReportRow row;
+      row.group = g.label;
+      row.dataset = g.dataset;
+      row.model = g.model;
+      row.optimizer = c.optimizer;
+      row.config = c.config;
+      row.label = labels.at(c.key);
+      row.metric = g.metric;
+      row.selected_by = selected_by;
+      row.runs = c.runs;
+      row.diverged = c.diverged;
+      row.failed = c.failed;
+      std::vector<double> score, gaps, times, alphas;
+      for (const auto& [seed, v] : c.finished) {
+        row.seeds.push_back(seed);
+        row.test.push_back(v.test);
+        const double s = any_val ? v.val : v.test;
+        if (std::isfinite(s)) score.push_back(s);
+        if (std::isfinite(v.gen_gap)) gaps.push_back(v.gen_gap);
+        if (std::isfinite(v.time_s)) times.push_back(v.time_s);
+      }
+      row.n = static_cast<int>(row.test.size());
+      row.val_mean = stats::mean(score);
+      const auto m = stats::mean_interval(row.test, options.level);
+      row.mean = m.mean;
+      row.std = m.sd;
+      row.ci_low = m.low;
+      row.ci_high = m.high;
+      row.gen_gap = stats::mean(gaps);
+      row.time_s = stats::mean(times);
+      row.diff = row.diff_ci_low = row.diff_ci_high = row.p_t = row.p_wilcoxon = kNaN;
+      rows.push_back(std::move(row));
+    }
+
+    // Selection: per family, configurations without a diverged run first, then the best
+    // mean score; a configuration without a score cannot be selected.
+    std::map<std::string, std::vector<size_t>> by_family;
+    for (size_t i = 0; i < rows.size(); ++i) by_family[rows[i].optimizer].push_back(i);
+    for (auto& [family, idx] : by_family) {
+      std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) {
+        const ReportRow &ra = rows[a], &rb = rows[b];
+        const bool sa = std::isfinite(ra.val_mean), sb = std::isfinite(rb.val_mean);
+        if (sa != sb) return sa;
+        if ((ra.diverged == 0) != (rb.diverged == 0)) return ra.diverged == 0;
+        if (sa && ra.val_mean != rb.val_mean) return better(ra.val_mean, rb.val_mean, lower);
+        return ra.label < rb.label;
+      });
+      if (std::isfinite(rows[idx.front()].val_mean)) rows[idx.front()].selected = true;
+    }
+    const ReportRow* base = nullptr;
+    if (by_family.count(options.compare)) {
+      ReportRow& b = rows[by_family[options.compare].front()];
+      if (b.selected) {
+        b.baseline = true;
+        base = &b;
+      }
+    }
+
+    // Differences to the baseline, paired by seed where both have at least two seeds in
+    // common; otherwise Welch's test on all seeds of both.
+    for (auto& row : rows) {
+      if (!base || row.baseline) continue;
+      std::vector<double> a, b;
+      for (size_t i = 0; i < row.seeds.size(); ++i) {
+        auto it = std::find(base->seeds.begin(), base->seeds.end(), row.seeds[i]);
+        if (it == base->seeds.end()) continue;
+        a.push_back(row.test[i]);
+        b.push_back(base->test[static_cast<size_t>(it - base->seeds.begin())]);
+      }
+      stats::TTest t;
+      if (a.size() >= 2) {
+        t = stats::paired_t(a, b, options.level);
+        std::vector<double> d(a.size());
+        for (size_t i = 0; i < a.size(); ++i) d[i] = a[i] - b[i];
+        row.p_wilcoxon = stats::wilcoxon_signed_rank(d).p;
+        row.n_pairs = static_cast<int>(a.size());
+        row.diff_test = "paired";
+      } else if (row.n > 0 && base->n > 0) {
+        t = stats::welch_t(row.test, base->test, options.level);
+        row.diff_test = "welch";
+      } else {
+        continue;
+      }
+      row.diff = t.estimate;
+      row.diff_ci_low = t.low;
+      row.diff_ci_high = t.high;
+      row.p_t = t.p;
+    }
+
+    // The rows shown, baseline family first, then by family name and selection rank.
+    std::vector<std::string> order{options.compare};
+    for (const auto& [family, idx] : by_family)
+      if (family != options.compare) order.push_back(family);
+    for (const auto& family : order) {
+      auto it = by_family.find(family);
+      if (it == by_family.end()) continue;
+      for (size_t i : it->second)
+        if (options.select == "all" || rows[i].selected) rg.rows.push_back(rows[i]);
+    }
+
+    // alpha_hat only for the rows shown: one range query per run.
+    for (auto& row : rg.rows) {
+      const Config& c = g.configs[g.index.at(row.config.dump())];
+      std::vector<double> alphas;
+      for (const auto& [seed, v] : c.finished) {
+        const double a = storage::tail_alpha_median(db, v.run_id);
+        if (std::isfinite(a)) alphas.push_back(a);
+      }
+      row.alpha_hat_median = stats::median(alphas);
+    }
+
+    // Plain-language summaries and warnings.
+    const std::string where = g.dataset + "/" + g.model;
+    const std::string unit = unit_of(g.metric);
+    if (!any_val)
+      rg.warnings.push_back(
+          "no run in this group has a validation split: configurations were selected by their mean TEST " + g.metric +
+          ", which overstates the selected ones (give the dataset a val_size)");
+    if (!base)
+      rg.warnings.push_back("no finished " + options.compare + " run in this group: nothing to compare against");
+    for (auto& row : rg.rows) {
+      if (row.diverged > 0)
+        rg.warnings.push_back(
+            fmt::format("{} {}: {} of {} runs diverged", row.optimizer, row.label, row.diverged, row.runs));
+      if (row.failed > 0)
+        rg.warnings.push_back(
+            fmt::format("{} {}: {} of {} runs failed", row.optimizer, row.label, row.failed, row.runs));
+      if (!row.selected || row.baseline || !base) continue;
+      const std::string seeds = row.diff_test == "paired" ? fmt::format("{} seeds", row.n_pairs)
+                                                          : fmt::format("Welch, {} vs {} seeds", row.n, base->n);
+      const bool too_few = row.n < kMinSeeds || base->n < kMinSeeds || !std::isfinite(row.p_t);
+      if (too_few) {
+        row.summary = fmt::format("{} vs {} on {}: too few finished seeds to say anything ({} and {}; need {}+)",
+                                  row.optimizer, options.compare, where, row.n, base->n, kMinSeeds);
+      } else {
+        const std::string numbers =
+            fmt::format("{} {} [{}, {}], {}, {}", percent_or_value(row.diff, fraction, true), unit,
+                        percent_or_value(row.diff_ci_low, fraction), percent_or_value(row.diff_ci_high, fraction),
+                        p_sentence(row.p_t), seeds);
+        const bool ahead = lower ? row.diff < 0 : row.diff > 0;
+        if (row.p_t < kAlpha)
+          row.summary = fmt::format("{} {} {} on {} by {}", row.optimizer, ahead ? "beats" : "is worse than",
+                                    options.compare, where, numbers);
+        else
+          row.summary = fmt::format("no significant difference between {} and {} on {}: {}", row.optimizer,
+                                    options.compare, where, numbers);
+      }
+      (too_few ? rg.warnings : rg.summaries).push_back(row.summary);
+      if (row.diff_test == "paired" && row.n_pairs < 6 && row.n_pairs >= kMinSeeds)
+        rg.warnings.push_back(
+            fmt::format("{}: with {} pairs the exact Wilcoxon test cannot reach p < 0.05 (6 or more seeds needed)",
+                        row.optimizer, row.n_pairs));
+      if (row.diff_test == "paired" && (row.n_pairs < row.n || row.n_pairs < base->n))
+        rg.warnings.push_back(fmt::format("{}: paired on the {} seeds both have ({} and {} finished)", row.optimizer,
+                                          row.n_pairs, row.n, base->n));
+    }
+    out.push_back(std::move(rg));
+  }
+  return out;
+}
+
+namespace {
+
+struct TextTable {
+  std::vector<std::string> header;
+  std::string align;  // 'l' or 'r' per column
+  std::vector<std::vector<std::string>> rows;
+
+  void print(std::ostream& out, bool markdown, const std::string& indent) const {
+    std::vector<size_t> width(header.size());
+    for (size_t c = 0; c < header.size(); ++c) {
+      width[c] = header[c].size();
+      for (const auto& r : rows) width[c] = std::max(width[c], r[c].size());
+    }
+    auto line = [&](const std::vector<std::string>& cells) {
+      std::string s = markdown ? "|" : indent;
+      for (size_t c = 0; c < cells.size(); ++c) {
+        const std::string pad(width[c] - cells[c].size(), ' ');
+        const std::string cell = align[c] == 'r' ? pad + cells[c] : cells[c] + pad;
+        s += markdown ? " " + cell + " |" : (c ? "  " : "") + cell;
+      }
+      while (!markdown && !s.empty() && s.back() == ' ') s.pop_back();
+      out << s << "\n";
+    };
+    line(header);
+    if (markdown) {
+      std::string s = "|";
+      for (size_t c = 0; c < header.size(); ++c)
+        s += " " + (align[c] == 'r' ? std::string(width[c] - 1, '-') + ":" : std::string(width[c], '-')) + " |";
+      out << s << "\n";
+    }
+    for (const auto& r : rows) line(r);
+  }
+};
+
+std::string escape_markdown(std::string s) {
+  std::string out;
+  for (char c : s) out += c == '|' ? std::string("\\|") : std::string(1, c);
+  return out;
+}
+
+}  // namespace
+
+void print_report(const std::vector<ReportGroup>& groups, std::ostream& out, bool markdown) {
+  for (const auto& g : groups) {
+    const bool fraction = is_fraction_metric(g.metric);
+    const std::string unit = fraction ? " (%)" : "";
+    const ReportRow* base = nullptr;
+    for (const auto& r : g.rows)
+      if (r.baseline) base = &r;
+    const std::string selected_by = g.rows.empty() ? "val" : g.rows.front().selected_by;
+    if (markdown)
+      out << "### " << escape_markdown(g.label) << "\n\n";
+    else
+      out << g.label << "\n";
+    out << (markdown ? "" : "  ")
+        << fmt::format("test {}{} of each optimizer's configuration with the best mean {} {}; baseline: {}\n", g.metric,
+                       unit, selected_by == "val" ? "validation" : "TEST", g.metric,
+                       base ? base->optimizer + " " + base->label : "none");
+    if (markdown) out << "\n";
+    TextTable t;
+    t.header = {"optimizer", "config", "n",      "div",   selected_by == "val" ? "val" : "sel(test)",
+                "test",      "sd",     "95% CI", "diff",  "diff 95% CI",
+                "p (t)",     "p (W)",  "gap",    "alpha", "time"};
+    t.align = "llrrrrrlrlrrrrr";
+    for (const auto& r : g.rows) {
+      std::string name = r.optimizer;
+      if (r.selected && g.rows.size() > 1 && std::count_if(g.rows.begin(), g.rows.end(), [&](const ReportRow& o) {
+                                               return o.optimizer == r.optimizer;
+                                             }) > 1)
+        name = "*" + name;
+      const std::string ci = std::isfinite(r.ci_low) ? fmt::format("[{}, {}]", percent_or_value(r.ci_low, fraction),
+                                                                   percent_or_value(r.ci_high, fraction))
+                                                     : "-";
+      const std::string dci = std::isfinite(r.diff_ci_low)
+                                  ? fmt::format("[{}, {}]", percent_or_value(r.diff_ci_low, fraction, true),
+                                                percent_or_value(r.diff_ci_high, fraction, true))
+                                  : "-";
+      std::string diff = r.baseline ? "baseline" : percent_or_value(r.diff, fraction, true);
+      if (r.diff_test == "welch") diff += " (Welch)";
+      t.rows.push_back(
+          {markdown ? escape_markdown(name) : name, markdown ? escape_markdown(r.label) : r.label,
+           fmt::format("{}/{}", r.n, r.runs), std::to_string(r.diverged), percent_or_value(r.val_mean, fraction),
+           percent_or_value(r.mean, fraction), percent_or_value(r.std, fraction), ci, diff, dci, p_text(r.p_t),
+           p_text(r.p_wilcoxon), percent_or_value(r.gen_gap, true),
+           std::isfinite(r.alpha_hat_median) ? fmt::format("{:.2f}", r.alpha_hat_median) : "-", time_text(r.time_s)});
+    }
+    t.print(out, markdown, "  ");
+    if (markdown) out << "\n";
+    for (const auto& s : g.summaries) out << (markdown ? "- " : "  ") << s << "\n";
+    for (const auto& w : g.warnings) out << (markdown ? "- **warning:** " : "  warning: ") << w << "\n";
+    out << "\n";
+  }
+  const std::string legend =
+      "n: finished/all runs; div: diverged; val: mean validation metric (the selection); test: mean test metric, "
+      "sd across seeds, 95% CI (Student t); diff: minus the baseline, paired by seed (or Welch, unpaired), "
+      "p (t): t-test, p (W): Wilcoxon signed-rank (exact up to 25 pairs); gap: train - test accuracy; alpha: "
+      "median alpha_hat over the last 10% of steps; time: per run; *: selected in --select all";
+  out << (markdown ? "_" + legend + "_" : legend) << "\n";
+}
+
+void write_report_csv(const std::vector<ReportGroup>& groups, CsvWriter& csv) {
+  std::set<std::string> config_columns;
+  std::vector<std::map<std::string, std::string>> flat;
+  for (const auto& g : groups)
+    for (const auto& r : g.rows) {
+      flat.emplace_back();
+      flatten_json(r.config, "", flat.back());
+      for (const auto& [k, v] : flat.back()) config_columns.insert(k);
+    }
+  std::vector<std::string> header{
+      "group",    "dataset",     "model",  "optimizer",  "label",    "metric",           "selected",
+      "baseline", "selected_by", "runs",   "n",          "diverged", "failed",           "val_mean",
+      "mean",     "std",         "ci_low", "ci_high",    "diff",     "diff_ci_low",      "diff_ci_high",
+      "n_pairs",  "diff_test",   "p_t",    "p_wilcoxon", "gen_gap",  "alpha_hat_median", "time_s"};
+  header.insert(header.end(), config_columns.begin(), config_columns.end());
+  csv.row(header);
+  size_t i = 0;
+  for (const auto& g : groups)
+    for (const auto& r : g.rows) {
+      csv.field(r.group).field(r.dataset).field(r.model).field(r.optimizer).field(r.label).field(r.metric);
+      csv.integer(r.selected).integer(r.baseline).field(r.selected_by);
+      csv.integer(r.runs).integer(r.n).integer(r.diverged).integer(r.failed);
+      csv.number(r.val_mean).number(r.mean).number(r.std).number(r.ci_low).number(r.ci_high);
+      csv.number(r.diff).number(r.diff_ci_low).number(r.diff_ci_high).integer(r.n_pairs).field(r.diff_test);
+      csv.number(r.p_t).number(r.p_wilcoxon).number(r.gen_gap).number(r.alpha_hat_median).number(r.time_s);
+      const auto& f = flat[i++];
+      for (const auto& c : config_columns) {
+        auto it = f.find(c);
+        csv.field(it == f.end() ? "" : it->second);
+      }
+      csv.end_row();
+    }
+}
+
+json report_json(const std::vector<ReportGroup>& groups) {
+  auto num = [](double v) { return std::isfinite(v) ? json(v) : json(nullptr); };
+  json out = json::array();
+  for (const auto& g : groups)
+    for (const auto& r : g.rows) {
+      json values = json::array();
+      for (double v : r.test) values.push_back(num(v));
+      out.push_back({{"group", r.group},
+                     {"dataset", r.dataset},
+                     {"model", r.model},
+                     {"optimizer", r.optimizer},
+                     {"config", r.config},
+                     {"label", r.label},
+                     {"metric", r.metric},
+                     {"selected", r.selected},
+                     {"baseline", r.baseline},
+                     {"selected_by", r.selected_by},
+                     {"runs", r.runs},
+                     {"n", r.n},
+                     {"diverged", r.diverged},
+                     {"failed", r.failed},
+                     {"seeds", r.seeds},
+                     {"test_values", values},
+                     {"val_mean", num(r.val_mean)},
+                     {"mean", num(r.mean)},
+                     {"std", num(r.std)},
+                     {"ci_low", num(r.ci_low)},
+                     {"ci_high", num(r.ci_high)},
+                     {"diff", num(r.diff)},
+                     {"diff_ci_low", num(r.diff_ci_low)},
+                     {"diff_ci_high", num(r.diff_ci_high)},
+                     {"n_pairs", r.n_pairs},
+                     {"diff_test", r.diff_test.empty() ? json(nullptr) : json(r.diff_test)},
+                     {"p_t", num(r.p_t)},
+                     {"p_wilcoxon", num(r.p_wilcoxon)},
+                     {"gen_gap", num(r.gen_gap)},
+                     {"alpha_hat_median", num(r.alpha_hat_median)},
+                     {"time_s", num(r.time_s)},
+                     {"summary", r.summary.empty() ? json(nullptr) : json(r.summary)}});
+    }
+  return out;
+}
+
+}  // namespace htga::cli

@@ -1,0 +1,77 @@
+#pragma once
+// The comparison behind `htga report` and `htga export summary`: optimizers across seeds, with
+// model selection on the validation split and tests against a baseline family.
+//
+// Runs are grouped by dataset config x model config (x main metric). Within a group a
+// configuration is a run's config without its seed, train.device and train.checkpoint_every;
+// a family is an optimizer name. Per family the configuration with the best mean validation
+// metric is selected (configurations with a diverged run rank after those without), and its
+// test metric is reported: selecting on test would report the maximum of noisy estimates.
+
+#include <cstdint>
+#include <iosfwd>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "cli/csv.h"
+#include "storage/query.h"
+
+namespace htga::cli {
+
+struct AnalysisOptions {
+  std::string compare = "sgd-clip";  // the baseline optimizer family
+  std::string metric;                // "" = each run's main metric (acc for vision tasks)
+  std::string select = "best";       // best: the selected configuration per family; all: every one
+  storage::RunFilter filter;         // which runs take part
+  double level = 0.95;               // confidence level of the intervals
+};
+
+/// One configuration of a group. Metric values are in the stored units (fractions for
+/// accuracies); NaN where undefined.
+struct ReportRow {
+  std::string group;  // the group's label
+  std::string dataset, model, optimizer;
+  nlohmann::json config;                          // run config without seed, train.device, train.checkpoint_every
+  std::string label;                              // the parameters that tell it from its family's other configurations
+  std::string metric;                             // the metric compared
+  bool selected = false;                          // best mean validation metric of its family
+  bool baseline = false;                          // the selected configuration of the baseline family
+  std::string selected_by;                        // "val", or "test" when no run of the group has a validation split
+  int runs = 0, n = 0, diverged = 0, failed = 0;  // n: finished with a test value
+  std::vector<int64_t> seeds;                     // of the n finished runs, ascending
+  std::vector<double> test;                       // their test metric, same order
+  double val_mean = 0;                            // mean validation metric (the selection score)
+  double mean = 0, std = 0, ci_low = 0, ci_high = 0;
+  double diff = 0, diff_ci_low = 0, diff_ci_high = 0;  // this minus the baseline
+  int n_pairs = 0;                                     // seeds both have (paired test), 0 with Welch's test
+  std::string diff_test;                               // "paired", "welch" or "" (no comparison)
+  double p_t = 0, p_wilcoxon = 0;
+  double gen_gap = 0;           // mean of train - test accuracy
+  double alpha_hat_median = 0;  // median over runs of each run's median alpha_hat, last 10% of steps
+  double time_s = 0;            // mean training time per finished run
+  std::string summary;          // a sentence comparing it with the baseline
+};
+
+struct ReportGroup {
+  std::string label, dataset, model, metric;
+  std::vector<ReportRow> rows;  // baseline first, then by family and selection rank
+  std::vector<std::string> summaries, warnings;
+};
+
+/// Builds the report. Throws InputError when no run matches or the baseline family has no run.
+std::vector<ReportGroup> analyse(storage::Store& store, const AnalysisOptions& options);
+
+/// Loss and perplexity are better when lower; every other metric when higher.
+bool lower_is_better(const std::string& metric);
+/// Accuracies, printed as percent points.
+bool is_fraction_metric(const std::string& metric);
+
+/// An aligned text table per group (markdown: pipe tables), summaries and warnings.
+void print_report(const std::vector<ReportGroup>& groups, std::ostream& out, bool markdown);
+/// One CSV row per report row; the config flattened into columns (optimizer.lr, ...).
+void write_report_csv(const std::vector<ReportGroup>& groups, CsvWriter& csv);
+/// An array of row objects; NaN as null.
+nlohmann::json report_json(const std::vector<ReportGroup>& groups);
+
+}  // namespace htga::cli

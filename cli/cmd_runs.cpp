@@ -1,0 +1,258 @@
+// `htga runs` (list runs with filters) and `htga show RUN` (everything stored about one run).
+
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <iostream>
+#include <map>
+
+#include "cli/analysis.h"
+#include "cli/commands.h"
+#include "experiments/error.h"
+#include "experiments/grid.h"
+#include "storage/query.h"
+#include "storage/store.h"
+
+namespace htga::cli {
+
+using nlohmann::json;
+
+namespace {
+
+double now_seconds() {
+  using namespace std::chrono;
+  return duration<double>(system_clock::now().time_since_epoch()).count();
+}
+
+std::string time_of(double unix_s) {
+  if (!std::isfinite(unix_s) || unix_s <= 0) return "-";
+  const std::time_t t = static_cast<std::time_t>(unix_s);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return std::string(buf) + " UTC";
+}
+
+std::string age_of(double unix_s) {
+  if (!std::isfinite(unix_s) || unix_s <= 0) return "-";
+  const double s = now_seconds() - unix_s;
+  if (s < 120) return fmt::format("{:.0f}s ago", s);
+  if (s < 7200) return fmt::format("{:.0f}m ago", s / 60);
+  if (s < 172800) return fmt::format("{:.1f}h ago", s / 3600);
+  return fmt::format("{:.0f}d ago", s / 86400);
+}
+
+std::string value_text(double v, const std::string& metric) {
+  if (!std::isfinite(v)) return "-";
+  return is_fraction_metric(metric) ? fmt::format("{:.2f}%", 100 * v) : fmt::format("{:.4g}", v);
+}
+
+/// The learning rate and the optimizer's other parameters that are not at their defaults:
+/// "lr=0.1 beta=1".
+std::string optimizer_params(const std::string& config_json) {
+  json cfg = json::parse(config_json);
+  const json lr = cfg.value("optimizer", json::object()).value("lr", json());
+  try {
+    cfg = experiments::without_defaults(cfg);
+  } catch (const std::exception&) {
+  }
+  std::string out = lr.is_null() ? "" : "lr=" + lr.dump();
+  const json opt = cfg.value("optimizer", json::object());  // kept: items() refers into it
+  for (const auto& [k, v] : opt.items())
+    if (k != "name" && k != "lr")
+      out += (out.empty() ? "" : " ") + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+  return out;
+}
+
+json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+json run_json(const storage::RunRecord& r) {
+  return {{"id", r.id},
+          {"cell_key", r.cell_key},
+          {"grid", r.grid},
+          {"status", r.status},
+          {"error", r.error.empty() ? json(nullptr) : json(r.error)},
+          {"dataset", r.dataset},
+          {"model", r.model},
+          {"optimizer", r.optimizer},
+          {"seed", r.seed},
+          {"config", json::parse(r.config_json)},
+          {"device", r.device},
+          {"host", r.host},
+          {"pid", r.pid},
+          {"git_commit", r.git_commit},
+          {"htga_version", r.htga_version},
+          {"torch_version", r.torch_version},
+          {"started_at", num(r.started_at)},
+          {"finished_at", num(r.finished_at)},
+          {"heartbeat_at", num(r.heartbeat_at)},
+          {"steps", r.steps},
+          {"train_time_s", num(r.train_time_s)},
+          {"metric", r.metric},
+          {"val_metric", num(r.val_metric)},
+          {"test_metric", num(r.test_metric)},
+          {"test_acc", num(r.test_acc)},
+          {"test_loss", num(r.test_loss)},
+          {"train_acc", num(r.train_acc)},
+          {"gen_gap", num(r.gen_gap)},
+          {"checkpoint", r.checkpoint.empty() ? json(nullptr) : json(r.checkpoint)},
+          {"checkpoint_epoch", r.checkpoint_epoch >= 0 ? json(r.checkpoint_epoch) : json(nullptr)},
+          {"checkpoint_step", r.checkpoint_epoch >= 0 ? json(r.checkpoint_step) : json(nullptr)}};
+}
+
+}  // namespace
+
+void run_runs(const RunsOptions& options, std::ostream& out) {
+  if (options.format != "table" && options.format != "json")
+    throw InputError("runs: unknown format \"" + options.format + "\"; valid: table, json");
+  require_database(options.db_path);
+  storage::Store store(options.db_path);
+  const auto runs = storage::select_runs(store, options.filter);
+  if (options.format == "json") {
+    json a = json::array();
+    for (const auto& r : runs) a.push_back(run_json(r));
+    out << a.dump(2) << "\n";
+    return;
+  }
+  std::vector<std::vector<std::string>> rows{{"id", "status", "grid", "dataset/model", "optimizer", "params", "seed",
+                                              "val", "test", "steps", "time", "last seen"}};
+  for (const auto& r : runs) {
+    rows.push_back({std::to_string(r.id), r.status, r.grid, r.dataset + "/" + r.model, r.optimizer,
+                    optimizer_params(r.config_json), std::to_string(r.seed), value_text(r.val_metric, r.metric),
+                    value_text(r.test_metric, r.metric), std::to_string(r.steps),
+                    std::isfinite(r.train_time_s) ? fmt::format("{:.1f}s", r.train_time_s) : "-",
+                    age_of(r.heartbeat_at)});
+  }
+  std::vector<size_t> width(rows[0].size(), 0);
+  for (const auto& row : rows)
+    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) {
+      const bool right = c == 0 || c == 6 || c == 7 || c == 8 || c == 9 || c == 10;
+      const std::string pad(width[c] - row[c].size(), ' ');
+      line += (c ? "  " : "") + (right ? pad + row[c] : row[c] + pad);
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out << line << "\n";
+  }
+  std::map<std::string, int> by_status;
+  for (const auto& r : runs) ++by_status[r.status];
+  std::string counts;
+  for (const auto& [s, n] : by_status) counts += fmt::format("{}{} {}", counts.empty() ? "" : ", ", n, s);
+  out << fmt::format("{} runs{}{}\n", runs.size(), counts.empty() ? "" : ": ", counts);
+}
+
+void run_show(const ShowOptions& options, std::ostream& out) {
+  require_database(options.db_path);
+  storage::Store store(options.db_path);
+  const auto run = store.run(options.run_id);
+  if (!run)
+    throw InputError(options.db_path + ": no run with id " + std::to_string(options.run_id) + " (see htga runs)");
+  const auto& r = *run;
+  auto& db = store.database();
+  const auto evals = store.evals(r.id);
+  const auto metrics = store.metrics(r.id);
+  const auto steps = storage::step_stats(db, r.id);
+  const double alpha = storage::tail_alpha_median(db, r.id);
+  if (options.json) {
+    json j = run_json(r);
+    json ev = json::array();
+    for (const auto& e : evals)
+      ev.push_back({{"epoch", e.epoch},
+                    {"step", e.step},
+                    {"split", e.split},
+                    {"loss", num(e.loss)},
+                    {"acc", num(e.acc)},
+                    {"top5", num(e.top5)},
+                    {"final", e.final}});
+    json me = json::array();
+    for (const auto& m : metrics)
+      me.push_back({{"epoch", m.epoch}, {"split", m.split}, {"name", m.name}, {"value", num(m.value)}});
+    j["evals"] = ev;
+    j["metrics"] = me;
+    j["step_rows"] = steps.rows;
+    j["alpha_hat_median_last10"] = num(alpha);
+    out << j.dump(2) << "\n";
+    return;
+  }
+  auto field = [&](const std::string& name, const std::string& value) {
+    out << fmt::format("{:<12}{}\n", name, value);
+  };
+  field("run", fmt::format("{}  (grid {}, cell {})", r.id, r.grid, r.cell_key));
+  field("status", r.status);
+  if (!r.error.empty()) field("error", r.error);
+  field("what",
+        fmt::format("{}/{}  {} {}  seed {}", r.dataset, r.model, r.optimizer, optimizer_params(r.config_json), r.seed));
+  field("started", time_of(r.started_at));
+  if (std::isfinite(r.finished_at) && r.finished_at > 0) field("finished", time_of(r.finished_at));
+  field("heartbeat", std::isfinite(r.heartbeat_at) ? time_of(r.heartbeat_at) + " (" + age_of(r.heartbeat_at) + ")"
+                                                   : std::string("-"));
+  field("where", fmt::format("host {}  pid {}  device {}", r.host.empty() ? "-" : r.host, r.pid,
+                             r.device.empty() ? "-" : r.device));
+  field("built from", fmt::format("htga {}  git {}  torch {}", r.htga_version,
+                                  r.git_commit.empty() ? "unknown" : r.git_commit, r.torch_version));
+  field("training", fmt::format("{} steps ({} step rows){}", r.steps, steps.rows,
+                                std::isfinite(r.train_time_s) ? fmt::format(", {:.1f}s", r.train_time_s) : ""));
+  field("metric", fmt::format("{}: val {}, test {}", r.metric, value_text(r.val_metric, r.metric),
+                              value_text(r.test_metric, r.metric)));
+  field("accuracy",
+        fmt::format("test {}, train {}, gap {}; test loss {}", value_text(r.test_acc, "acc"),
+                    value_text(r.train_acc, "acc"), value_text(r.gen_gap, "acc"), value_text(r.test_loss, "loss")));
+  field("alpha_hat",
+        std::isfinite(alpha) ? fmt::format("{:.3f} (median over the last 10% of steps)", alpha) : std::string("-"));
+  field("checkpoint", r.checkpoint.empty() ? std::string("none")
+                                           : fmt::format("{} (after epoch {}, step {})", r.checkpoint,
+                                                         r.checkpoint_epoch, r.checkpoint_step));
+  out << "config\n" << json::parse(r.config_json).dump(2) << "\n";
+  if (!evals.empty()) {
+    out << "evaluations\n";
+    out << fmt::format("  {:>5}  {:<8} {:>8} {:>9} {:>9} {:>8}  {}\n", "epoch", "split", "step", "loss", "acc", "top5",
+                       "final");
+    for (const auto& e : evals)
+      out << fmt::format("  {:>5}  {:<8} {:>8} {:>9} {:>9} {:>8}  {}\n", e.epoch, e.split, e.step,
+                         value_text(e.loss, "loss"), value_text(e.acc, "acc"), value_text(e.top5, "top5"),
+                         e.final ? "yes" : "");
+  }
+  if (!metrics.empty()) {
+    out << "metrics\n";
+    for (const auto& m : metrics)
+      out << fmt::format("  {:>5}  {:<16} {:<10} {}\n", m.epoch, m.split, m.name, value_text(m.value, m.name));
+  }
+}
+
+void setup_runs(CLI::App& app, int& exit_code) {
+  auto ro = std::make_shared<RunsOptions>();
+  auto* runs = app.add_subcommand("runs", "List the runs in the database, with filters");
+  runs->add_option("--db", ro->db_path, "Result database")->capture_default_str();
+  runs->add_option("--status", ro->filter.statuses, "Only runs with this status (repeatable)")
+      ->check(CLI::IsMember({"running", "finished", "failed", "diverged", "interrupted"}));
+  runs->add_option("--grid", ro->filter.grids, "Only runs of this grid (repeatable)");
+  runs->add_option("--optimizer", ro->filter.optimizers, "Only runs of this optimizer (repeatable)");
+  runs->add_option("--dataset", ro->filter.datasets, "Only runs on this dataset (repeatable)");
+  runs->add_option("--model", ro->filter.models, "Only runs of this model (repeatable)");
+  runs->add_option("--format", ro->format, "table or json")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
+  runs->callback([ro, &exit_code]() {
+    run_runs(*ro, std::cout);
+    exit_code = 0;
+  });
+
+  auto so = std::make_shared<ShowOptions>();
+  auto* show =
+      app.add_subcommand("show", "Everything stored about one run: config, status, metrics, error, checkpoint");
+  show->add_option("run", so->run_id, "Run id (see htga runs)")->required();
+  show->add_option("--db", so->db_path, "Result database")->capture_default_str();
+  show->add_flag("--json", so->json, "Print one JSON object");
+  show->callback([so, &exit_code]() {
+    run_show(*so, std::cout);
+    exit_code = 0;
+  });
+}
+
+}  // namespace htga::cli
