@@ -56,7 +56,9 @@ def main():
     p.add_argument("--train-size", type=int, default=0)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--hidden", default="256,128")
+    p.add_argument("--model", default="mlp", choices=["mlp", "cnn"])
+    p.add_argument("--hidden", default=None, help="hidden widths (mlp: 256,128; cnn: 128)")
+    p.add_argument("--channels", default="32,64", help="cnn: conv channels per stage (5x5, same padding)")
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--clip-norm", type=float, default=1.0)
     p.add_argument("--alpha-every", type=int, default=1, help="0 = no tail estimate")
@@ -86,8 +88,16 @@ def main():
     load_s = time.perf_counter() - t0
 
     torch.manual_seed(args.seed)
-    layers, width = [torch.nn.Flatten()], 28 * 28
-    for h in [int(v) for v in args.hidden.split(",") if v]:
+    hidden = args.hidden if args.hidden is not None else ("256,128" if args.model == "mlp" else "128")
+    layers, width = [], 28 * 28
+    if args.model == "cnn":  # as htga's cnn: per stage conv -> ReLU -> 2x2 max pool
+        c, side = 1, 28
+        for out in [int(v) for v in args.channels.split(",") if v]:
+            layers += [torch.nn.Conv2d(c, out, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool2d(2)]
+            c, side = out, side // 2
+        width = c * side * side
+    layers.append(torch.nn.Flatten())
+    for h in [int(v) for v in hidden.split(",") if v]:
         layers += [torch.nn.Linear(width, h), torch.nn.ReLU()]
         width = h
     model = torch.nn.Sequential(*layers, torch.nn.Linear(width, 10)).to(device)
