@@ -1,5 +1,7 @@
 #include "storage/store.h"
 
+#include <sqlite3.h>
+
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -119,6 +121,22 @@ CREATE TABLE metrics (
 }  // namespace
 
 Store::Store(const std::string& path) : db_(path) {
+  // Refuse a newer or foreign file before anything (the journal mode included) changes it.
+  try {
+    Statement q(db_, "PRAGMA user_version");
+    const int version = q.step() ? static_cast<int>(q.get_int(0)) : 0;
+    if (version > kSchemaVersion)
+      throw OpenError(db_.path() + ": database schema version " + std::to_string(version) +
+                      " is newer than this htga understands (" + std::to_string(kSchemaVersion) + "); upgrade htga");
+    if (version == 0) {
+      Statement t(db_, "SELECT count(*) FROM sqlite_master");
+      if (t.step() && t.get_int(0) != 0)
+        throw OpenError(db_.path() + ": not an htga database (it has tables but no htga schema)");
+    }
+  } catch (const Error& e) {
+    if ((e.code() & 0xff) == SQLITE_NOTADB) throw OpenError(db_.path() + ": not an SQLite database");
+    throw;
+  }
   db_.exec("PRAGMA journal_mode=WAL");
   db_.exec("PRAGMA synchronous=NORMAL");
   db_.exec("PRAGMA foreign_keys=ON");

@@ -414,3 +414,119 @@ TEST_CASE("--shard splits a grid, merge puts it back together; --jobs 2 trains c
   o.yes = true;
   CHECK(htga::experiments::run_grid(o, progress).finished == 4);
 }
+
+// ---- bad input: exit code 2, one line, the database untouched ----
+
+namespace {
+
+struct Cmd {
+  int code = -1;
+  std::string out;
+};
+
+Cmd htga_run(const std::string& args, const TempDir& dir) {
+  const std::string log = dir.file("cmd.log");
+  const int status = std::system((std::string(HTGA_BINARY) + " " + args + " > " + log + " 2>&1").c_str());
+  std::ifstream in(log);
+  std::stringstream s;
+  s << in.rdbuf();
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, s.str()};
+}
+
+std::string bytes_of(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+TEST_CASE("a corpus of bad inputs: exit code 2, one line naming the problem, no change", "[lifecycle]") {
+  TempDir dir("badcorpus");
+  const std::string db = dir.file("r/htga.db");
+  const std::string good = R"({"name": "bad", "defaults": {"epochs": 1, "batch_size": 64, "device": "cpu"},
+    "datasets": [{"name": "fashion-mnist", "train_size": 128}], "models": [{"name": "mlp", "hidden": [8]}],
+    "optimizers": [{"name": "sgd-clip", "lr": [0.1, 0.2]}], "seeds": [0, 1]})";
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string g = good;
+    const auto at = g.find(from);
+    REQUIRE(at != std::string::npos);
+    return g.replace(at, from.size(), to);
+  };
+  struct Case {
+    std::string name, grid, want;
+  };
+  const std::vector<Case> grids = {
+      {"malformed", with("\"seeds\": [0, 1]}", "\"seeds\": [0, 1],}"), "line 3, column"},
+      {"type", with("\"epochs\": 1", "\"epochs\": \"one\""), "epochs"},
+      {"unknown key", with("\"train_size\"", "\"train_sise\""), "train_sise"},
+      {"unknown name", with("\"mlp\"", "\"mlpp\""), "valid: mlp"},
+      {"empty list", with("\"seeds\": [0, 1]", "\"seeds\": []"), "seeds"},
+      {"zero size", with("\"batch_size\": 64", "\"batch_size\": 0"), "batch_size"},
+      {"negative size", with("\"train_size\": 128", "\"train_size\": -5"), "train_size"},
+  };
+  // An existing database with a finished-looking run: every refusal must leave it byte for byte.
+  {
+    Store s(db);
+    const int64_t id = s.begin_run(record("keep"));
+    s.append_steps(id, steps(0, 3, 3));
+    s.finish_run(id, {"finished", "", 0.5, 1.0, NAN, 3, 1.0});
+  }
+  const std::string before = bytes_of(db);
+  for (const auto& c : grids) {
+    INFO(c.name);
+    write_text(dir.file("g.json"), c.grid);
+    auto r = htga_run("run grid " + dir.file("g.json") + " --db " + db, dir);
+    INFO(r.out);
+    CHECK(r.code == 2);
+    CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+    CHECK(r.out.find(dir.file("g.json")) != std::string::npos);
+    CHECK(r.out.find(c.want) != std::string::npos);
+    CHECK(bytes_of(db) == before);
+  }
+
+  write_text(dir.file("g.json"), good);
+  auto r = htga_run("run grid " + dir.file("g.json") + " --db " + db + " --max-cells 3", dir);
+  CHECK(r.code == 2);
+  CHECK(r.out.find("4 cells, more than --max-cells 3; pass --yes") != std::string::npos);
+  CHECK(bytes_of(db) == before);
+  for (const std::string& bad : {"--shard 2/2", "--shard x", "--jobs 0"}) {
+    r = htga_run("run grid " + dir.file("g.json") + " --db " + db + " " + bad, dir);
+    INFO(bad << ": " << r.out);
+    CHECK(r.code == 2);
+    CHECK(bytes_of(db) == before);
+  }
+
+  // Database paths: below a file (no folder can be made there), not SQLite, newer than htga.
+  write_text(dir.file("afile"), "x");
+  r = htga_run("run grid " + dir.file("g.json") + " --db " + dir.file("afile/htga.db"), dir);
+  CHECK(r.code == 2);
+  CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+  CHECK(r.out.find("cannot create folder") != std::string::npos);
+  if (geteuid() != 0) {  // root writes anywhere
+    std::filesystem::create_directories(dir.file("ro"));
+    std::filesystem::permissions(dir.file("ro"),
+                                 std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec);
+    r = htga_run("run grid " + dir.file("g.json") + " --db " + dir.file("ro/htga.db"), dir);
+    CHECK(r.code == 2);
+    CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+    std::filesystem::permissions(dir.file("ro"), std::filesystem::perms::owner_all);
+  }
+  write_text(dir.file("notdb.db"), std::string(4096, 'z'));
+  const std::string junk = bytes_of(dir.file("notdb.db"));
+  r = htga_run("run grid " + dir.file("g.json") + " --db " + dir.file("notdb.db"), dir);
+  CHECK(r.code == 2);
+  CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+  CHECK(r.out.find(dir.file("notdb.db")) != std::string::npos);
+  CHECK(bytes_of(dir.file("notdb.db")) == junk);
+  {
+    htga::storage::Database d(dir.file("newer.db"));
+    d.exec("CREATE TABLE runs (id INTEGER PRIMARY KEY); PRAGMA user_version = 99");
+  }
+  const std::string newer = bytes_of(dir.file("newer.db"));
+  r = htga_run("run grid " + dir.file("g.json") + " --db " + dir.file("newer.db"), dir);
+  CHECK(r.code == 2);
+  CHECK(r.out.find("newer than this htga") != std::string::npos);
+  CHECK(bytes_of(dir.file("newer.db")) == newer);
+}
