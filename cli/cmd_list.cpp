@@ -50,6 +50,10 @@ void list(const ListOptions& options, std::ostream& out) {
                            p.default_value.is_null() ? "null" : p.default_value.dump(), p.help,
                            experiments::describe(p.type));
       if (reg != &experiments::models()) continue;
+      if (e.name.rfind("transformer", 0) == 0) {  // sized by the dataset's vocabulary, not an image shape
+        out << fmt::format("      {:<15} depend on the dataset's vocabulary and max_len\n", "parameters");
+        continue;
+      }
       // Parameter counts of the default configuration, by building it.
       std::string counts;
       for (const auto& s : shapes) {

@@ -118,6 +118,45 @@ std::vector<ParamSpec> with_common(std::vector<ParamSpec> params, const char* au
   return params;
 }
 
+/// The settings of every text dataset: sequence length and vocabulary.
+std::vector<ParamSpec> text_params(json path, std::string path_help, int64_t max_len) {
+  return {
+      path_param(std::move(path), std::move(path_help)),
+      {"max_len",
+       ParamType::kInteger,
+       max_len,
+       "tokens per example after packing ([CLS] a [SEP] (b [SEP])); longer examples are cut",
+       3.0,
+       false,
+       {}},
+      {"vocab",
+       ParamType::kString,
+       "",
+       "a BERT vocab.txt for WordPiece (lower-cased); \"\" = a word-level vocabulary of the training split",
+       -kInf,
+       false,
+       {}},
+      positive("min_count", 1, "word-level vocabulary: words seen fewer times in training become [UNK]",
+               ParamType::kInteger),
+      non_negative("max_vocab", 30000, "word-level vocabulary: most words kept (0 = no limit)", ParamType::kInteger)};
+}
+
+/// The low-data subset and validation split of the text tasks (no augmentation).
+std::vector<ParamSpec> with_subsets(std::vector<ParamSpec> params) {
+  params = with_common(std::move(params), "none");
+  params.pop_back();  // augment: images only
+  return params;
+}
+
+Entry glue_entry(const std::string& task, const std::string& folder, const std::string& what) {
+  return {"glue/" + task,
+          "GLUE " + folder + ": " + what + "; the dev split is the test split (GLUE's test labels are hidden)",
+          with_subsets(text_params("data/glue/" + folder,
+                                   "the task's folder as GLUE's download lays it out (train.tsv, dev.tsv" +
+                                       std::string(task == "mnli" ? ", dev_matched.tsv, dev_mismatched.tsv" : "") + ")",
+                                   128))};
+}
+
 }  // namespace
 
 const Registry& datasets() {
@@ -155,9 +194,63 @@ const Registry& datasets() {
                      positive("size", 64, "side of the square images after the central crop and resize, in pixels",
                               ParamType::kInteger),
                      {"channels", ParamType::kInteger, 3, "1 (grey) or 3 (RGB)", 1.0, false, {}, 3.0, false}},
-                    "none")}}};
+                    "none")},
+       glue_entry("cola", "CoLA", "acceptability of single sentences, Matthews correlation"),
+       glue_entry("sst2", "SST-2", "sentiment of single sentences, accuracy"),
+       glue_entry("mrpc", "MRPC", "paraphrase pairs, F1 and accuracy"),
+       glue_entry("qqp", "QQP", "duplicate question pairs, F1 and accuracy"),
+       glue_entry("stsb", "STS-B", "similarity scores 0..5 of pairs (regression), Pearson and Spearman"),
+       glue_entry("mnli", "MNLI",
+                  "entailment in 3 classes, accuracy on dev_matched (test) and dev_mismatched "
+                  "(test_mismatched)"),
+       glue_entry("qnli", "QNLI", "question/sentence entailment, accuracy"),
+       glue_entry("rte", "RTE", "entailment pairs, accuracy"),
+       glue_entry("wnli", "WNLI", "Winograd entailment pairs, accuracy"),
+       {"text/sentences",
+        "sentences with labels in GLUE's single-sentence format (train.tsv, dev.tsv with the header "
+        "sentence<TAB>label), e.g. the fortunes topics that scripts/make-text-data writes; accuracy",
+        with_subsets(text_params("results/text-data/topics", "folder holding train.tsv and dev.tsv", 64))},
+       {"squad",
+        "SQuAD reading comprehension: answer spans in a context (one feature per question, the context cut "
+        "at max_len); exact match and F1 in percent, as the official script",
+        with_subsets([] {
+          auto p = text_params("data/squad", "folder holding train-v1.1.json and dev-v1.1.json (v2.0: -v2.0)", 256);
+          p.push_back({"version",
+                       ParamType::kString,
+                       "1.1",
+                       "1.1, or 2.0 (unanswerable questions)",
+                       -kInf,
+                       false,
+                       {"1.1", "2.0"}});
+          return p;
+        }())},
+       {"lm",
+        "language modelling: next-token prediction on windows of seq_len tokens; perplexity on valid and test",
+        {path_param("results/text-data/lm",
+                    "folder with wiki.train.tokens, wiki.valid.tokens, wiki.test.tokens, or one plain-text file "
+                    "(split 90/5/5 by lines)"),
+         {"level",
+          ParamType::kString,
+          "word",
+          "char or word (whitespace-separated, <eos> after each line)",
+          -kInf,
+          false,
+          {"char", "word"}},
+         {"seq_len", ParamType::kInteger, 64, "tokens per training window", 1.0, false, {}},
+         positive("min_count", 1, "tokens seen fewer times in training become <unk>", ParamType::kInteger),
+         non_negative("max_vocab", 0, "most tokens kept (0 = no limit)", ParamType::kInteger)}}}};
   return r;
 }
+
+namespace {
+std::vector<ParamSpec> transformer_params() {
+  return {positive("layers", 2, "transformer blocks", ParamType::kInteger),
+          positive("d_model", 128, "width of the residual stream (a multiple of heads)", ParamType::kInteger),
+          positive("heads", 4, "attention heads", ParamType::kInteger),
+          positive("ff", 512, "hidden width of the feed-forward layers", ParamType::kInteger),
+          fraction("dropout", 0.1, "dropout on embeddings, attention weights and residual branches")};
+}
+}  // namespace
 
 const Registry& models() {
   static const Registry r{
@@ -192,7 +285,13 @@ const Registry& models() {
        {"resnet20", "ResNet-20 for CIFAR (He et al. 2016, option A shortcuts), batch norm", {}},
        {"resnet56", "ResNet-56 for CIFAR (He et al. 2016, option A shortcuts), batch norm", {}},
        {"resnet18", "ResNet-18, CIFAR variant (3x3 stem, no max pool, projection shortcuts), batch norm", {}},
-       {"vgg11", "VGG-11 with batch norm, CIFAR variant (one Linear after global average pooling)", {}}}};
+       {"vgg11", "VGG-11 with batch norm, CIFAR variant (one Linear after global average pooling)", {}},
+       {"transformer",
+        "pre-norm transformer encoder trained from scratch; the head follows the dataset: classification from "
+        "[CLS], regression (STS-B), start/end span logits (SQuAD), or the causal LM (lm)",
+        transformer_params()},
+       {"transformer-lm", "causal pre-norm transformer language model with tied embeddings (for the lm dataset)",
+        transformer_params()}}};
   return r;
 }
 

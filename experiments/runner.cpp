@@ -26,6 +26,7 @@
 #include "experiments/data/augment.h"
 #include "experiments/error.h"
 #include "experiments/models/zoo.h"
+#include "experiments/task.h"
 #include "htga_git_commit.h"
 #include "optimizers/clip.h"
 #include "optimizers/htga.h"
@@ -53,6 +54,11 @@ torch::Device resolve_device(const std::string& name) {
 
 namespace {
 
+using Clock = std::chrono::steady_clock;
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -74,7 +80,13 @@ void check_cells(const Grid& grid) {
 }
 
 models::InputShape input_shape(const data::Dataset& d) {
-  return {d.train_x.size(1), d.train_x.size(2), d.train_x.size(3), d.num_classes};
+  if (d.task == "classify") return {d.train_x.size(1), d.train_x.size(2), d.train_x.size(3), d.num_classes};
+  models::InputShape in;
+  in.num_classes = d.num_classes;
+  in.task = d.task;
+  in.vocab_size = d.vocab_size;
+  in.max_len = d.max_len;
+  return in;
 }
 
 /// The base optimizer a config names: sgd, sgd-clip and htga update by SGD, momentum by SGD
@@ -104,37 +116,6 @@ std::unique_ptr<optimizers::Optimizer> make_optimizer(const json& opt, const std
     o.nesterov = opt.value("nesterov", false);
   }
   return std::make_unique<optimizers::Sgd>(params, o);
-}
-
-struct Evaluation {
-  double loss = 0, acc = 0;
-  double top5 = NAN;  // measured for 100 classes or more
-};
-
-/// Loss, top-1 and (for 100+ classes) top-5 accuracy in eval mode (batch norm uses its running
-/// statistics), in chunks small enough for a ResNet's activations.
-Evaluation evaluate(torch::nn::AnyModule& model, torch::nn::Module& module, const torch::Tensor& x,
-                    const torch::Tensor& y, int64_t num_classes) {
-  torch::NoGradGuard no_grad;
-  module.eval();
-  const int64_t n = x.size(0), chunk = 1024;
-  const bool top5 = num_classes >= 100;
-  auto loss_sum = torch::zeros({}, x.options().dtype(torch::kFloat64));
-  auto correct = torch::zeros({}, x.options().dtype(torch::kInt64));
-  auto correct5 = torch::zeros({}, x.options().dtype(torch::kInt64));
-  for (int64_t i = 0; i < n; i += chunk) {
-    const int64_t len = std::min(chunk, n - i);
-    auto logits = model.forward(x.narrow(0, i, len));
-    auto yy = y.narrow(0, i, len);
-    loss_sum += torch::nn::functional::cross_entropy(
-                    logits, yy, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                    .to(torch::kFloat64);
-    correct += logits.argmax(1).eq(yy).sum();
-    if (top5) correct5 += std::get<1>(logits.topk(5, 1)).eq(yy.unsqueeze(1)).any(1).sum();
-  }
-  module.train();
-  auto all = torch::stack({loss_sum, correct.to(torch::kFloat64), correct5.to(torch::kFloat64)}).cpu();
-  return {all[0].item<double>() / n, all[1].item<double>() / n, top5 ? all[2].item<double>() / n : NAN};
 }
 
 }  // namespace
@@ -254,6 +235,7 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
   std::unique_lock<std::mutex> init_lock(g_init_mutex);
   torch::manual_seed(static_cast<uint64_t>(seed));
   auto model = models::make_model(cfg["model"], input_shape(d));
+  const Task task(d);
   init_lock.unlock();
   auto& module = *model.ptr();
   module.to(device);
@@ -330,8 +312,8 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
     auto idx =
         torch::randint(n, {std::min(batch, n)}, probe_gen, torch::TensorOptions().dtype(torch::kInt64)).to(device);
     optimizer.zero_grad();
-    torch::nn::functional::cross_entropy(model.forward(d.train_x.index_select(0, idx)), d.train_y.index_select(0, idx))
-        .backward();
+    const auto b = task.batch(idx, /*augment_gen=*/nullptr);
+    task.loss(model.forward(b.x), b.y).backward();
   };
   auto restore_buffers = [&] {
     if (saved_buffers.empty()) return;
@@ -409,19 +391,21 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
   for (int64_t epoch = first_epoch; epoch < epochs; ++epoch) {
     auto perm = torch::randperm(n, order_gen, torch::TensorOptions().dtype(torch::kInt64)).to(device);
     for (int64_t start = 0; start < n; start += batch) {
+      const auto t_step = Clock::now();
       const int64_t len = std::min(batch, n - start);
       auto idx = perm.narrow(0, start, len);
-      auto x = data::augment_batch(d.train_x.index_select(0, idx), d.augment, augment_gen);
-      auto y = d.train_y.index_select(0, idx);
+      auto [x, y] = task.batch(idx, &augment_gen);
 
       optimizer.zero_grad();
       auto logits = model.forward(x);
-      auto loss = torch::nn::functional::cross_entropy(logits, y);
+      auto loss = task.loss(logits, y);
       loss.backward();
 
       // alpha_hat of the gradient noise, on the raw (unclipped) gradient.
+      const auto t_alpha = Clock::now();
       auto estimate = monitor.observe(step, probe);
       restore_buffers();
+      out.time.alpha_s += seconds_between(t_alpha, Clock::now());
       const torch::Tensor& alpha = estimate.alpha;
       if (estimate.layers.defined()) pending_layers.push_back({step, estimate.layers});
       torch::Tensor lr = const_lr;
@@ -438,7 +422,8 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
       auto clip = optimizers::clip_grad_norm(params, clip_norm);
       optimizer.step(lr);
 
-      auto acc = logits.detach().argmax(1).eq(y).sum().to(torch::kFloat32) / static_cast<double>(len);
+      const auto t_log = Clock::now();
+      auto acc = task.accuracy(logits.detach(), y);
       // Layer scope logs the median rate and the median smoothed alpha.
       const auto& a_smooth = controller ? controller->smoothed_alpha() : nan;
       const auto smooth = a_smooth.dim() == 0 ? a_smooth : a_smooth.nanmedian();
@@ -453,6 +438,10 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
       if (static_cast<int64_t>(pending.size()) >= flush_every || interrupted ||
           ((step & 7) == 0 && seconds_since(last_flush) >= ctx.flush_seconds))
         if (!flush()) return out;
+      const auto t_end = Clock::now();
+      out.time.log_s += seconds_between(t_log, t_end);
+      out.time.step_s += seconds_between(t_step, t_end);
+      ++out.time.steps;
       if (interrupted) {
         out.status = "interrupted";
         out.steps = step;
@@ -463,21 +452,29 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
     }
     if (!flush()) return out;
     const bool last = epoch + 1 == epochs;
-    if (d.val_x.size(0) > 0) {
-      auto val = evaluate(model, module, d.val_x, d.val_y, d.num_classes);
-      writer.post([run_id, row = storage::EvalRow{epoch, step, "val", val.loss, val.acc, val.top5, last}](
+    auto post = [&](const std::string& split, const Evaluation& ev, bool final) {
+      writer.post([run_id, row = storage::EvalRow{epoch, step, split, ev.loss, ev.acc, ev.top5, final}](
                       storage::Store& s) { s.add_eval(run_id, row); });
-      out.val_acc = val.acc;
+      if (ev.metrics.empty()) return;
+      std::vector<storage::MetricRow> rows;
+      for (const auto& [name, value] : ev.metrics) rows.push_back({epoch, split, name, value});
+      writer.post([run_id, rows](storage::Store& s) { s.add_metrics(run_id, rows); });
+    };
+    for (const std::string& split : task.eval_splits()) {
+      const Evaluation ev = task.evaluate(model, module, split);
+      post(split, ev, last);
+      if (split == "val") {
+        out.val_acc = ev.acc;
+        out.val_metric = ev.main;
+      } else if (split == "test") {
+        out.test_acc = ev.acc;
+        out.test_loss = ev.loss;
+        out.test_metric = ev.main;
+      }
     }
-    auto ev = evaluate(model, module, d.test_x, d.test_y, d.num_classes);
-    writer.post([run_id, row = storage::EvalRow{epoch, step, "test", ev.loss, ev.acc, ev.top5, last}](
-                    storage::Store& s) { s.add_eval(run_id, row); });
-    out.test_acc = ev.acc;
-    out.test_loss = ev.loss;
-    if (last) {  // accuracy on the whole training set, for the generalization gap
-      auto tr = evaluate(model, module, d.train_x, d.train_y, d.num_classes);
-      writer.post([run_id, row = storage::EvalRow{epoch, step, "train", tr.loss, tr.acc, tr.top5, true}](
-                      storage::Store& s) { s.add_eval(run_id, row); });
+    if (last) {  // on the whole training set, for the generalization gap
+      const Evaluation tr = task.evaluate(model, module, "train");
+      post("train", tr, true);
       out.train_acc = tr.acc;
     }
     const int64_t every = train.value("checkpoint_every", int64_t{1});
@@ -648,7 +645,8 @@ RunSummary run_grid(const RunOptions& options, std::ostream& progress) {
     rec.git_commit = HTGA_GIT_COMMIT;
     rec.host = host;
     rec.pid = pid;
-    rec.metric = "acc";
+    const auto& ds = loaded.at(data_key(c));
+    rec.metric = ds.metric;
     // A record of this host whose process is gone (killed) is taken over without waiting for
     // its heartbeat to go stale.
     auto alive = [&](const storage::RunRecord& r) {
@@ -669,7 +667,6 @@ RunSummary run_grid(const RunOptions& options, std::ostream& progress) {
       std::lock_guard<std::mutex> lock(out_mu);
       ++summary.resumed;
     }
-    const auto& ds = loaded.at(data_key(c));
     {
       std::lock_guard<std::mutex> lock(active_mu);
       Active a;
@@ -700,8 +697,10 @@ RunSummary run_grid(const RunOptions& options, std::ostream& progress) {
     };
     const auto t0 = std::chrono::steady_clock::now();
     storage::RunResult result;
+    CellOutcome::Timing timing;
     try {
       CellOutcome o = train_cell(c, ds, device, ctx);
+      timing = o.time;
       result = {};
       result.status = o.status;
       result.error = o.error;
@@ -710,9 +709,9 @@ RunSummary run_grid(const RunOptions& options, std::ostream& progress) {
       result.train_acc = o.train_acc;
       result.steps = o.steps;
       result.train_time_s = seconds_since(t0);
-      result.metric = "acc";
-      result.val_metric = o.val_acc;
-      result.test_metric = o.test_acc;
+      result.metric = ds.metric;
+      result.val_metric = o.val_metric;
+      result.test_metric = o.test_metric;
       writer.call([&](storage::Store& s) { s.finish_run(claim.run_id, result); });
       if (o.status == "finished" || o.status == "diverged") {
         // The checkpoint has served its purpose; a finished run's result is in the database.
@@ -753,8 +752,14 @@ RunSummary run_grid(const RunOptions& options, std::ostream& progress) {
     if (result.status == "diverged")
       say(fmt::format("{}: diverged ({}), {:.1f} s", prefix, result.error, result.train_time_s));
     else if (result.status == "finished")
-      say(fmt::format("{}: test acc {:.2f}% loss {:.4f}, {} steps, {:.1f} s", prefix, 100 * result.test_acc,
-                      result.test_loss, result.steps, result.train_time_s));
+      say(fmt::format(
+          "{}: {}test acc {:.2f}% loss {:.4f}, {} steps, {:.1f} s{}", prefix,
+          result.metric == "acc" ? std::string() : fmt::format("test {} {:.4g}, ", result.metric, result.test_metric),
+          100 * result.test_acc, result.test_loss, result.steps, result.train_time_s,
+          timing.steps == 0
+              ? std::string()
+              : fmt::format("; {:.3f} ms/step, alpha_hat {:.1f}%, logging {:.1f}%", 1e3 * timing.step_s / timing.steps,
+                            100 * timing.alpha_s / timing.step_s, 100 * timing.log_s / timing.step_s)));
     else if (result.status == "interrupted")
       say(fmt::format("{}: {}", prefix, result.error));
     else

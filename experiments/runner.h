@@ -69,9 +69,18 @@ struct CellOutcome {
   std::string status;  // finished, diverged or interrupted
   std::string error;   // for diverged: where and what
   double test_acc = NAN, test_loss = NAN;
-  double val_acc = NAN;    // final validation accuracy (NaN without a validation split)
-  double train_acc = NAN;  // on the whole training set after the last epoch
+  double val_acc = NAN;                        // final validation accuracy (NaN without a validation split)
+  double train_acc = NAN;                      // on the whole training set after the last epoch
+  double val_metric = NAN, test_metric = NAN;  // the dataset's main metric (acc for images; mcc, ppl, ...)
   int64_t steps = 0;
+  /// Where the training steps' time went (host clock: exact on the CPU; on a GPU the work is
+  /// asynchronous and lands wherever the host next waits).
+  struct Timing {
+    int64_t steps = 0;   // steps timed by this process
+    double step_s = 0;   // whole steps, logging included
+    double alpha_s = 0;  // alpha_hat: the estimator (and the probe's gradients)
+    double log_s = 0;    // the step's statistics, their host copy and the database queue
+  } time;
 };
 
 /// Where a cell's rows go and how it reports progress.

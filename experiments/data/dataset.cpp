@@ -12,6 +12,7 @@
 #include "experiments/data/cifar.h"
 #include "experiments/data/idx.h"
 #include "experiments/data/image_folder.h"
+#include "experiments/data/text_dataset.h"
 #include "experiments/error.h"
 
 namespace htga::data {
@@ -123,6 +124,7 @@ torch::Tensor rows_of(const torch::Tensor& t, const std::vector<int64_t>& rows) 
 
 std::vector<std::string> source_files(const json& config) {
   const std::string name = config.at("name").get<std::string>();
+  if (is_text_dataset(name)) return text_source_files(config);
   const std::string dir = config.at("path").get<std::string>();
   std::vector<std::string> out;
   if (is_mnist(name)) {
@@ -152,6 +154,7 @@ void check_available(const json& config) {
   // Settings that contradict each other are wrong wherever the data is: say so first.
   if (config.value("train_size", int64_t{0}) > 0 && config.value("train_fraction", 1.0) < 1.0)
     throw InputError("train_size and train_fraction both set: give one of them");
+  if (is_text_dataset(name)) return check_text_available(config);
   if (!fs::is_directory(dir)) throw InputError(dir + ": dataset folder not found");
   if (is_mnist(name)) {
     for (const char* f : kMnistFiles)
@@ -272,6 +275,7 @@ Dataset load_dataset(const json& config, const torch::Device& device, const Load
   const auto t0 = std::chrono::steady_clock::now();
   check_available(config);
   const std::string name = config.at("name").get<std::string>();
+  if (is_text_dataset(name)) return load_text_dataset(config, device);  // no cache: tokenizing is fast
   const std::string dir = config.at("path").get<std::string>();
 
   Dataset d;

@@ -9,9 +9,12 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "experiments/data/squad.h"
 
 namespace htga::data {
 
@@ -27,13 +30,38 @@ struct RawDataset {
   int64_t num_classes = 0;
 };
 
+/// What a SQuAD split needs to turn predicted positions back into answer text.
+struct SpanGold {
+  std::vector<SquadFeature> features;           // one per row of the split's x
+  std::vector<std::string> contexts;            // per row: its context
+  std::vector<std::vector<std::string>> golds;  // per row: the gold answers (empty: unanswerable)
+  bool allow_null = false;                      // v2.0: the [CLS] position may be predicted
+};
+
+/// A dataset's tensors, on the device.
+///
+/// task says what they hold:
+/// - "classify" (images): x float32 [N, C, H, W] normalised, y int64 [N];
+/// - "text-classify": x int64 [N, 2, L] (token ids, segment ids; see models::unpack_tokens), y int64 [N];
+/// - "regress" (STS-B): x as text-classify, y float32 [N];
+/// - "span" (SQuAD): x as text-classify, y int64 [N, 2] (start, end positions; 0 = no answer);
+/// - "lm": x int64 [N, L + 1] windows (inputs [:, :L], targets [:, 1:]), y undefined.
 struct Dataset {
   std::string name;
-  torch::Tensor train_x, train_y;  // [N, C, H, W] float32, [N] int64
+  std::string task = "classify";
+  torch::Tensor train_x, train_y;  // [N, C, H, W] float32, [N] int64 (images; see task)
   torch::Tensor val_x, val_y;      // carved from the training set; 0 rows when val_size is 0
   torch::Tensor test_x, test_y;
   int64_t num_classes = 0;
-  std::string augment = "none";   // train-time augmentation of batches: none or crop-flip
+  // Text only.
+  std::string metric = "acc";      // the task's main metric (mcc, f1, pearson, ppl, ...)
+  std::string glue_task;           // cola, sst2, ...: which GLUE metrics apply ("" otherwise)
+  int64_t vocab_size = 0;          // token ids are 0..vocab_size-1
+  int64_t max_len = 0;             // positions the model needs (L)
+  torch::Tensor test2_x, test2_y;  // a second test split (MNLI's dev_mismatched); undefined when none
+  std::string test2_name;          // its split name ("test_mismatched")
+  std::shared_ptr<const SpanGold> span_val, span_test;  // SQuAD: answers of the val and test rows
+  std::string augment = "none";                         // train-time augmentation of batches: none or crop-flip
   std::vector<double> mean, std;  // per-channel statistics of train_x's pixels (in [0, 1]) removed
   double load_seconds = 0;        // decoding (or reading the cache), subsetting, moving to the device
   std::string cache_note;         // what the cache did: "" (no cache), "read", "written", or why not

@@ -6,6 +6,7 @@
 #include "experiments/models/cnn.h"
 #include "experiments/models/mlp.h"
 #include "experiments/models/resnet.h"
+#include "experiments/models/transformer.h"
 #include "experiments/models/vgg.h"
 #include "experiments/registry.h"
 
@@ -31,7 +32,31 @@ json with_defaults(const json& config) {
 torch::nn::AnyModule make_model(const json& config, const InputShape& in) {
   const json cfg = with_defaults(config);
   const std::string name = cfg.at("name").get<std::string>();
+  const bool text = in.task != "classify";
+  const bool transformer = name == "transformer" || name == "transformer-lm";
+  if (text && !transformer)
+    throw InputError("model \"" + name + "\" takes images; the " + in.task +
+                     " task takes transformer (or transformer-lm for lm)");
+  if (!text && transformer) throw InputError("model \"" + name + "\" takes text; this dataset holds images");
+  // "transformer" follows the task (the causal LM for lm), so that one grid can hold text
+  // classification and language modelling.
+  if (name == "transformer-lm" && in.task != "lm")
+    throw InputError("model transformer-lm takes the lm dataset; the " + in.task + " task takes transformer");
   try {
+    if (transformer) {
+      TransformerOptions o;
+      o.vocab_size = in.vocab_size;
+      o.max_len = in.max_len;
+      o.layers = cfg.at("layers").get<int64_t>();
+      o.d_model = cfg.at("d_model").get<int64_t>();
+      o.heads = cfg.at("heads").get<int64_t>();
+      o.ff = cfg.at("ff").get<int64_t>();
+      o.dropout = cfg.at("dropout").get<double>();
+      if (in.task == "lm") return torch::nn::AnyModule(TransformerLm(o));
+      if (in.task == "regress") return torch::nn::AnyModule(TransformerRegressor(o));
+      if (in.task == "span") return torch::nn::AnyModule(TransformerSpan(o));
+      return torch::nn::AnyModule(TransformerClassifier(o, in.num_classes));
+    }
     if (name == "mlp")
       return torch::nn::AnyModule(
           Mlp(in.channels * in.height * in.width, cfg.at("hidden").get<std::vector<int64_t>>(), in.num_classes));

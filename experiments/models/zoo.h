@@ -8,10 +8,14 @@
 
 namespace htga::models {
 
-/// What a model is built for: one example's shape and the number of classes.
+/// What a model is built for: one example's shape and the number of classes (images), or the
+/// vocabulary, sequence length and task (text).
 struct InputShape {
   int64_t channels = 3, height = 32, width = 32;
   int64_t num_classes = 10;
+  std::string task = "classify";  // classify (images), text-classify, regress, span, lm (data::Dataset::task)
+  int64_t vocab_size = 0;         // text: token ids 0..vocab_size-1
+  int64_t max_len = 0;            // text: positions
 };
 
 /// Builds the model a config names ({"name": "resnet20"}, {"name": "mlp", "hidden": [64]}, ...);

@@ -1,0 +1,230 @@
+#include "experiments/task.h"
+
+#include <algorithm>
+#include <limits>
+#include <stdexcept>
+
+#include "experiments/data/augment.h"
+#include "experiments/metrics.h"
+
+namespace htga::experiments {
+
+namespace F = torch::nn::functional;
+
+Task::Task(const data::Dataset& dataset) : d_(dataset) {
+  if (d_.task == "classify")
+    kind_ = Kind::kImage;
+  else if (d_.task == "text-classify")
+    kind_ = Kind::kClassify;
+  else if (d_.task == "regress")
+    kind_ = Kind::kRegress;
+  else if (d_.task == "span")
+    kind_ = Kind::kSpan;
+  else if (d_.task == "lm")
+    kind_ = Kind::kLm;
+  else
+    throw std::invalid_argument("unknown task \"" + d_.task + "\"");
+}
+
+Task::Batch Task::batch(const torch::Tensor& idx, at::Generator* augment_gen) const {
+  if (kind_ == Kind::kImage) {
+    auto x = d_.train_x.index_select(0, idx);
+    if (augment_gen) x = data::augment_batch(x, d_.augment, *augment_gen);
+    return {x, d_.train_y.index_select(0, idx)};
+  }
+  if (kind_ == Kind::kLm) {
+    auto w = d_.train_x.index_select(0, idx);
+    const int64_t l = w.size(1) - 1;
+    return {w.narrow(1, 0, l), w.narrow(1, 1, l)};
+  }
+  return {d_.train_x.index_select(0, idx), d_.train_y.index_select(0, idx)};
+}
+
+torch::Tensor Task::loss(const torch::Tensor& out, const torch::Tensor& y) const {
+  switch (kind_) {
+    case Kind::kRegress:
+      return F::mse_loss(out, y);
+    case Kind::kLm:
+      return F::cross_entropy(out.reshape({-1, out.size(-1)}), y.reshape({-1}));
+    default:  // classes; spans: [B, L, 2] against [B, 2], the mean of the start and end losses
+      return F::cross_entropy(out, y);
+  }
+}
+
+torch::Tensor Task::accuracy(const torch::Tensor& out, const torch::Tensor& y) const {
+  switch (kind_) {
+    case Kind::kRegress:
+      return torch::full({}, std::numeric_limits<float>::quiet_NaN(), out.options().dtype(torch::kFloat32));
+    case Kind::kSpan:
+      return out.argmax(1).eq(y).all(1).to(torch::kFloat32).mean();
+    case Kind::kLm:
+      return out.argmax(-1).eq(y).to(torch::kFloat32).mean();
+    default:
+      return out.argmax(1).eq(y).sum().to(torch::kFloat32) / static_cast<double>(y.size(0));
+  }
+}
+
+std::vector<std::string> Task::eval_splits() const {
+  std::vector<std::string> out;
+  if (d_.val_x.size(0) > 0) out.push_back("val");
+  out.push_back("test");
+  if (d_.test2_x.defined()) out.push_back(d_.test2_name);
+  return out;
+}
+
+std::string best_span_text(const float* logits, int64_t length, const data::SquadFeature& feature,
+                           const std::string& context, bool allow_null, int64_t max_answer) {
+  const auto& pos = feature.positions;
+  const int64_t n = std::min<int64_t>(length, static_cast<int64_t>(pos.size()));
+  auto in_context = [&](int64_t i) { return !pos[static_cast<size_t>(i)].text.empty(); };
+  double best = -std::numeric_limits<double>::infinity();
+  int64_t bs = 0, be = 0;
+  for (int64_t i = 1; i < n; ++i) {
+    if (!in_context(i)) continue;
+    for (int64_t j = i; j < std::min(n, i + max_answer) && in_context(j); ++j) {
+      const double s = static_cast<double>(logits[2 * i]) + logits[2 * j + 1];
+      if (s > best) best = s, bs = i, be = j;
+    }
+  }
+  if (bs == 0 || (allow_null && static_cast<double>(logits[0]) + logits[1] > best)) return "";
+  return data::feature_answer_text(feature, context, bs, be);
+}
+
+Evaluation Task::evaluate(torch::nn::AnyModule& model, torch::nn::Module& module, const std::string& split) const {
+  const torch::Tensor *xp = nullptr, *yp = nullptr;
+  const data::SpanGold* gold = nullptr;
+  if (split == "train") {
+    xp = &d_.train_x, yp = &d_.train_y;
+  } else if (split == "val") {
+    xp = &d_.val_x, yp = &d_.val_y, gold = d_.span_val.get();
+  } else if (split == "test") {
+    xp = &d_.test_x, yp = &d_.test_y, gold = d_.span_test.get();
+  } else if (split == d_.test2_name && d_.test2_x.defined()) {
+    xp = &d_.test2_x, yp = &d_.test2_y;
+  } else {
+    throw std::invalid_argument("no split \"" + split + "\" in dataset " + d_.name);
+  }
+  const torch::Tensor& x = *xp;
+  const torch::Tensor& y = *yp;
+  torch::NoGradGuard no_grad;
+  module.eval();
+  const int64_t n = x.size(0);
+  Evaluation ev;
+  if (kind_ == Kind::kImage) {
+    // Loss, top-1 and (for 100+ classes) top-5 in chunks small enough for a ResNet's activations.
+    const int64_t chunk = 1024;
+    const bool top5 = d_.num_classes >= 100;
+    auto loss_sum = torch::zeros({}, x.options().dtype(torch::kFloat64));
+    auto correct = torch::zeros({}, x.options().dtype(torch::kInt64));
+    auto correct5 = torch::zeros({}, x.options().dtype(torch::kInt64));
+    for (int64_t i = 0; i < n; i += chunk) {
+      const int64_t len = std::min(chunk, n - i);
+      auto logits = model.forward(x.narrow(0, i, len));
+      auto yy = y.narrow(0, i, len);
+      loss_sum += F::cross_entropy(logits, yy, F::CrossEntropyFuncOptions().reduction(torch::kSum)).to(torch::kFloat64);
+      correct += logits.argmax(1).eq(yy).sum();
+      if (top5) correct5 += std::get<1>(logits.topk(5, 1)).eq(yy.unsqueeze(1)).any(1).sum();
+    }
+    module.train();
+    auto all = torch::stack({loss_sum, correct.to(torch::kFloat64), correct5.to(torch::kFloat64)}).cpu();
+    ev.loss = all[0].item<double>() / n;
+    ev.acc = all[1].item<double>() / n;
+    ev.top5 = top5 ? all[2].item<double>() / n : NAN;
+    ev.main = ev.acc;
+    return ev;
+  }
+
+  // Text: outputs gathered on the host, metrics computed there.
+  const int64_t chunk = kind_ == Kind::kLm ? 64 : 256;
+  auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(x.device()));
+  auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(x.device()));
+  int64_t units = 0;  // examples, or tokens for LM
+  std::vector<torch::Tensor> predictions;
+  std::vector<std::string> answers;
+  auto sum_of = [](const torch::Tensor& t) { return t.to(torch::kFloat64); };
+  for (int64_t i = 0; i < n; i += chunk) {
+    const int64_t len = std::min(chunk, n - i);
+    if (kind_ == Kind::kLm) {
+      auto w = x.narrow(0, i, len);
+      const int64_t l = w.size(1) - 1;
+      auto inputs = w.narrow(1, 0, l), targets = w.narrow(1, 1, l);
+      auto logits = model.forward(inputs);
+      loss_sum += sum_of(F::cross_entropy(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}),
+                                          F::CrossEntropyFuncOptions().reduction(torch::kSum)));
+      correct += logits.argmax(-1).eq(targets).sum();
+      units += len * l;
+      continue;
+    }
+    auto out = model.forward(x.narrow(0, i, len));
+    auto yy = y.narrow(0, i, len);
+    units += len;
+    if (kind_ == Kind::kRegress) {
+      loss_sum += sum_of(F::mse_loss(out, yy, F::MSELossFuncOptions().reduction(torch::kSum)));
+      predictions.push_back(out.to(torch::kFloat64));
+    } else if (kind_ == Kind::kClassify) {
+      loss_sum += sum_of(F::cross_entropy(out, yy, F::CrossEntropyFuncOptions().reduction(torch::kSum)));
+      auto pred = out.argmax(1);
+      correct += pred.eq(yy).sum();
+      predictions.push_back(pred);
+    } else {  // span: the loss sums the mean of the start and end losses over examples
+      loss_sum += sum_of(F::cross_entropy(out, yy, F::CrossEntropyFuncOptions().reduction(torch::kNone)).mean(1).sum());
+      correct += out.argmax(1).eq(yy).all(1).sum();
+      if (gold) {
+        auto host = out.to(torch::kCPU, torch::kFloat32).contiguous();
+        const int64_t l = host.size(1);
+        for (int64_t b = 0; b < len; ++b) {
+          const auto row = static_cast<size_t>(i + b);
+          answers.push_back(best_span_text(host.data_ptr<float>() + b * l * 2, l, gold->features[row],
+                                           gold->contexts[row], gold->allow_null));
+        }
+      }
+    }
+  }
+  module.train();
+  auto totals = torch::stack({loss_sum, correct.to(torch::kFloat64)}).cpu();
+  ev.loss = n > 0 ? totals[0].item<double>() / static_cast<double>(units) : NAN;
+  ev.acc = n > 0 ? totals[1].item<double>() / static_cast<double>(units) : NAN;
+
+  auto to_doubles = [](const torch::Tensor& t) {
+    auto c = t.to(torch::kCPU, torch::kFloat64).contiguous();
+    return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+  };
+  auto to_ints = [](const torch::Tensor& t) {
+    auto c = t.to(torch::kCPU, torch::kInt64).contiguous();
+    return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+  };
+  switch (kind_) {
+    case Kind::kLm:
+      ev.metrics = {{"ppl", perplexity(totals[0].item<double>(), units)}, {"acc", ev.acc}};
+      break;
+    case Kind::kRegress: {
+      ev.acc = NAN;
+      const auto p = to_doubles(torch::cat(predictions)), t = to_doubles(y);
+      ev.metrics = {{"pearson", pearson(t, p)}, {"spearman", spearman(t, p)}};
+      break;
+    }
+    case Kind::kClassify: {
+      const auto p = to_ints(torch::cat(predictions)), t = to_ints(y);
+      ev.metrics = {{"acc", ev.acc}};
+      if (d_.glue_task == "cola") ev.metrics.push_back({"mcc", matthews_corrcoef(t, p)});
+      if (d_.glue_task == "mrpc" || d_.glue_task == "qqp") ev.metrics.push_back({"f1", binary_f1(t, p)});
+      break;
+    }
+    case Kind::kSpan: {
+      ev.metrics = {{"acc", ev.acc}};
+      if (gold) {
+        const SquadScores s = squad_scores(answers, gold->golds);
+        ev.metrics.push_back({"em", s.exact_match});
+        ev.metrics.push_back({"f1", s.f1});
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  for (const auto& [name, value] : ev.metrics)
+    if (name == d_.metric) ev.main = value;
+  return ev;
+}
+
+}  // namespace htga::experiments

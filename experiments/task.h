@@ -1,0 +1,65 @@
+#pragma once
+// What differs between the tasks a cell can train on (image classification, text
+// classification, regression, span extraction, language modelling): how a training batch is
+// taken, the loss, the per-step accuracy and the evaluation with the task's metrics. The train
+// loop in runner.cpp is shared and asks this interface.
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "experiments/data/dataset.h"
+
+namespace htga::experiments {
+
+/// One split evaluated.
+struct Evaluation {
+  double loss = 0;    // mean loss per example (LM: per token, in nats)
+  double acc = NAN;   // top-1 accuracy (span: start and end both right; LM: next token); NaN for regression
+  double top5 = NAN;  // images with 100 classes or more
+  std::vector<std::pair<std::string, double>> metrics;  // the task's named metrics (text tasks)
+  double main = NAN;                                    // the dataset's main metric (acc for images)
+};
+
+class Task {
+ public:
+  /// `dataset` must outlive the task.
+  explicit Task(const data::Dataset& dataset);
+
+  struct Batch {
+    torch::Tensor x, y;
+  };
+  /// Training rows `idx` (on the device): images augmented from `augment_gen` when given; LM
+  /// windows split into inputs and next-token targets.
+  Batch batch(const torch::Tensor& idx, at::Generator* augment_gen) const;
+
+  /// The mean loss of a batch: cross-entropy (classes, and per position for spans and LM tokens)
+  /// or squared error (regression).
+  torch::Tensor loss(const torch::Tensor& out, const torch::Tensor& y) const;
+
+  /// A float32 scalar on the device: the batch's accuracy, NaN for regression.
+  torch::Tensor accuracy(const torch::Tensor& out, const torch::Tensor& y) const;
+
+  /// The splits evaluated after each epoch, in order: val (when it has rows), test, and a second
+  /// test split when the dataset has one (MNLI's test_mismatched).
+  std::vector<std::string> eval_splits() const;
+
+  /// Evaluates `split` ("train", "val", "test" or the second test split's name) in eval mode.
+  Evaluation evaluate(torch::nn::AnyModule& model, torch::nn::Module& module, const std::string& split) const;
+
+ private:
+  const data::Dataset& d_;
+  enum class Kind { kImage, kClassify, kRegress, kSpan, kLm } kind_;
+};
+
+/// The best answer span of SQuAD start/end logits `logits` (float32 [L, 2], contiguous, on the
+/// host) for `feature`: the context positions i <= j < i + max_answer maximising start[i] +
+/// end[j], as BERT's run_squad.py; with `allow_null` (v2.0) the empty answer when
+/// start[0] + end[0] is higher. Returns the answer text of the context.
+std::string best_span_text(const float* logits, int64_t length, const data::SquadFeature& feature,
+                           const std::string& context, bool allow_null, int64_t max_answer = 30);
+
+}  // namespace htga::experiments
