@@ -421,6 +421,10 @@ const Registry& train_settings() {
          non_negative("lr_warmup_steps", 0, "linear warmup of the learning rate, in steps", ParamType::kInteger),
          positive("lr_step_every", 1000, "step schedule: steps between decays", ParamType::kInteger),
          positive("lr_gamma", 0.1, "step schedule: decay factor"),
+         non_negative("train_eval_size", 10000,
+                      "training-set accuracy (for the generalization gap) is measured on a fixed random subset "
+                      "of this many examples after the last epoch (0 = the whole training set)",
+                      ParamType::kInteger),
          non_negative("checkpoint_every", 1,
                       "save model, optimizer, controller and RNG state every this many epochs, so that an "
                       "interrupted run resumes there (0 = never); not part of a cell's key",

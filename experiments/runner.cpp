@@ -235,7 +235,8 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
   std::unique_lock<std::mutex> init_lock(g_init_mutex);
   torch::manual_seed(static_cast<uint64_t>(seed));
   auto model = models::make_model(cfg["model"], input_shape(d));
-  const Task task(d);
+  Task task(d);
+  task.set_train_eval_size(train.value("train_eval_size", int64_t{10000}));
   init_lock.unlock();
   auto& module = *model.ptr();
   module.to(device);
@@ -296,7 +297,9 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
 
   const int64_t n = d.train_x.size(0);
   int64_t step = 0, first_epoch = 0;
-  std::vector<torch::Tensor> pending;  // per-step statistics (kStats of them) on the device
+  // Per-step statistics on the device, kStats 0-dim tensors per step, stacked only at a flush (one
+  // operation for all of them rather than one per step).
+  std::vector<torch::Tensor> pending;
   std::vector<int64_t> pending_epoch;
   std::vector<storage::StepRow> rows;
   std::vector<std::pair<int64_t, torch::Tensor>> pending_layers;  // (step, per-layer alpha_hat)
@@ -346,10 +349,11 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
     if (pending.empty()) return true;
     auto host = torch::stack(pending).to(torch::kCPU, torch::kFloat64).contiguous();
     const double* v = host.data_ptr<double>();
-    const int64_t first = step - static_cast<int64_t>(pending.size());
+    const auto count = static_cast<int64_t>(pending_epoch.size());
+    const int64_t first = step - count;
     rows.clear();
     bool ok = true;
-    for (size_t i = 0; i < pending.size(); ++i) {
+    for (int64_t i = 0; i < count; ++i) {
       const double* r = v + kStats * i;
       rows.push_back(
           {first + static_cast<int64_t>(i), pending_epoch[i], r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]});
@@ -429,13 +433,12 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
       const auto smooth = a_smooth.dim() == 0 ? a_smooth : a_smooth.nanmedian();
       const auto& phase = controller ? controller->phase() : nan;
       const auto lr_log = lr.dim() == 0 ? lr : lr.median();
-      pending.push_back(
-          torch::stack({loss.detach().to(torch::kFloat32), acc, lr_log, alpha, clip.total_norm.to(torch::kFloat32),
-                        smooth, phase, clip.coef.to(torch::kFloat32)}));
+      for (const torch::Tensor& t : {loss.detach(), acc, lr_log, alpha, clip.total_norm, smooth, phase, clip.coef})
+        pending.push_back(t.scalar_type() == torch::kFloat32 ? t : t.to(torch::kFloat32));
       pending_epoch.push_back(epoch);
       ++step;
       const bool interrupted = stop_requested();
-      if (static_cast<int64_t>(pending.size()) >= flush_every || interrupted ||
+      if (static_cast<int64_t>(pending_epoch.size()) >= flush_every || interrupted ||
           ((step & 7) == 0 && seconds_since(last_flush) >= ctx.flush_seconds))
         if (!flush()) return out;
       const auto t_end = Clock::now();
@@ -460,6 +463,7 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
       for (const auto& [name, value] : ev.metrics) rows.push_back({epoch, split, name, value});
       writer.post([run_id, rows](storage::Store& s) { s.add_metrics(run_id, rows); });
     };
+    const auto t_eval = Clock::now();
     for (const std::string& split : task.eval_splits()) {
       const Evaluation ev = task.evaluate(model, module, split);
       post(split, ev, last);
@@ -477,6 +481,7 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
       post("train", tr, true);
       out.train_acc = tr.acc;
     }
+    out.time.eval_s += seconds_between(t_eval, Clock::now());
     const int64_t every = train.value("checkpoint_every", int64_t{1});
     if (!last && every > 0 && (epoch + 1) % every == 0 && !ctx.checkpoint_dir.empty()) {
       // A new file per epoch: the database names the old one until it commits the new one.
@@ -756,10 +761,10 @@ RunSummary run_grid(const RunOptions& options, std::ostream& progress) {
           "{}: {}test acc {:.2f}% loss {:.4f}, {} steps, {:.1f} s{}", prefix,
           result.metric == "acc" ? std::string() : fmt::format("test {} {:.4g}, ", result.metric, result.test_metric),
           100 * result.test_acc, result.test_loss, result.steps, result.train_time_s,
-          timing.steps == 0
-              ? std::string()
-              : fmt::format("; {:.3f} ms/step, alpha_hat {:.1f}%, logging {:.1f}%", 1e3 * timing.step_s / timing.steps,
-                            100 * timing.alpha_s / timing.step_s, 100 * timing.log_s / timing.step_s)));
+          timing.steps == 0 ? std::string()
+                            : fmt::format("; {:.3f} ms/step, alpha_hat {:.1f}%, logging {:.1f}%; evaluation {:.2f} s",
+                                          1e3 * timing.step_s / timing.steps, 100 * timing.alpha_s / timing.step_s,
+                                          100 * timing.log_s / timing.step_s, timing.eval_s)));
     else if (result.status == "interrupted")
       say(fmt::format("{}: {}", prefix, result.error));
     else

@@ -80,6 +80,7 @@ struct CellOutcome {
     double step_s = 0;   // whole steps, logging included
     double alpha_s = 0;  // alpha_hat: the estimator (and the probe's gradients)
     double log_s = 0;    // the step's statistics, their host copy and the database queue
+    double eval_s = 0;   // evaluations (validation, test, and the final pass over the training set)
   } time;
 };
 

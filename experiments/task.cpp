@@ -1,5 +1,7 @@
 #include "experiments/task.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <algorithm>
 #include <limits>
 #include <stdexcept>
@@ -104,8 +106,16 @@ Evaluation Task::evaluate(torch::nn::AnyModule& model, torch::nn::Module& module
   } else {
     throw std::invalid_argument("no split \"" + split + "\" in dataset " + d_.name);
   }
-  const torch::Tensor& x = *xp;
-  const torch::Tensor& y = *yp;
+  torch::Tensor x = *xp, y = *yp;
+  if (split == "train" && train_eval_size_ > 0 && x.size(0) > train_eval_size_) {
+    // The same rows for every run of the dataset: a permutation from a fixed seed.
+    auto gen = at::detail::createCPUGenerator(0x7a1e5eedULL);
+    auto picked =
+        torch::randperm(x.size(0), gen, torch::TensorOptions().dtype(torch::kInt64)).narrow(0, 0, train_eval_size_);
+    auto rows = std::get<0>(picked.sort()).to(x.device());
+    x = x.index_select(0, rows);
+    if (y.defined() && y.size(0) == xp->size(0)) y = y.index_select(0, rows);
+  }
   torch::NoGradGuard no_grad;
   module.eval();
   const int64_t n = x.size(0);

@@ -48,10 +48,14 @@ class Task {
   std::vector<std::string> eval_splits() const;
 
   /// Evaluates `split` ("train", "val", "test" or the second test split's name) in eval mode.
+  /// "train" is measured on at most train_eval_size rows (a fixed random subset; 0 = all).
   Evaluation evaluate(torch::nn::AnyModule& model, torch::nn::Module& module, const std::string& split) const;
+
+  void set_train_eval_size(int64_t n) { train_eval_size_ = n; }
 
  private:
   const data::Dataset& d_;
+  int64_t train_eval_size_ = 0;
   enum class Kind { kImage, kClassify, kRegress, kSpan, kLm } kind_;
 };
 

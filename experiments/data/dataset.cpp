@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -271,6 +272,44 @@ SplitRows split_rows(const std::vector<int64_t>& labels, int64_t num_classes, in
   return out;
 }
 
+namespace {
+
+/// Counts of each 8-bit value per channel of uint8 images [N, C, H, W].
+std::vector<std::array<int64_t, 256>> channel_histograms(const torch::Tensor& images) {
+  auto x = images.contiguous();
+  const int64_t n = x.size(0), c = x.size(1), plane = x.size(2) * x.size(3);
+  std::vector<std::array<int64_t, 256>> h(static_cast<size_t>(c));
+  for (auto& a : h) a.fill(0);
+  const uint8_t* p = x.data_ptr<uint8_t>();
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t ch = 0; ch < c; ++ch) {
+      auto& hc = h[static_cast<size_t>(ch)];
+      const uint8_t* q = p + (i * c + ch) * plane;
+      for (int64_t j = 0; j < plane; ++j) ++hc[q[j]];
+    }
+  return h;
+}
+
+/// float32 images from uint8 ones through per-channel tables of the 256 values.
+torch::Tensor normalize_u8(const torch::Tensor& images, const std::vector<std::array<float, 256>>& table) {
+  auto x = images.contiguous();
+  auto out = torch::empty(x.sizes(), torch::TensorOptions().dtype(torch::kFloat32));
+  const int64_t c = x.size(1), plane = x.size(2) * x.size(3), planes = x.size(0) * c;
+  const uint8_t* p = x.data_ptr<uint8_t>();
+  float* o = out.data_ptr<float>();
+  at::parallel_for(0, planes, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      const auto& t = table[static_cast<size_t>(k % c)];
+      const uint8_t* q = p + k * plane;
+      float* r = o + k * plane;
+      for (int64_t j = 0; j < plane; ++j) r[j] = t[q[j]];
+    }
+  });
+  return out;
+}
+
+}  // namespace
+
 Dataset load_dataset(const json& config, const torch::Device& device, const LoadOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   check_available(config);
@@ -321,20 +360,28 @@ Dataset load_dataset(const json& config, const torch::Device& device, const Load
   d.test_y = raw.test.labels;
 
   // Per-channel statistics of the examples trained on: nothing from validation or test leaks in.
-  d.train_x = train_images.to(torch::kFloat32).div_(255.0);
-  const int64_t channels = d.train_x.size(1);
-  auto per_channel = d.train_x.transpose(0, 1).reshape({channels, -1});
-  auto mean = per_channel.mean(1).to(torch::kFloat64);
-  auto std = per_channel.std(1).to(torch::kFloat64);
+  // Exact, from a histogram of the 8-bit pixels; then each split is normalised in one pass
+  // through a per-channel table of the 256 possible values.
+  const int64_t channels = train_images.size(1);
+  const auto hists = channel_histograms(train_images);
+  std::vector<std::array<float, 256>> table(static_cast<size_t>(channels));
   for (int64_t c = 0; c < channels; ++c) {
-    d.mean.push_back(mean[c].item<double>());
-    d.std.push_back(std::max(std[c].item<double>(), 1e-12));
+    double n = 0, sum = 0, sum2 = 0;
+    for (int v = 0; v < 256; ++v) {
+      const double k = static_cast<double>(hists[c][v]), x = v / 255.0;
+      n += k;
+      sum += k * x;
+      sum2 += k * x * x;
+    }
+    const double mean = sum / n;
+    const double var = n > 1 ? std::max(0.0, (sum2 - n * mean * mean) / (n - 1)) : 0.0;  // unbiased, as torch.std
+    d.mean.push_back(mean);
+    d.std.push_back(std::max(std::sqrt(var), 1e-12));
+    for (int v = 0; v < 256; ++v) table[c][v] = static_cast<float>((v / 255.0 - mean) / d.std.back());
   }
-  auto m = torch::tensor(d.mean, torch::kFloat32).view({1, channels, 1, 1});
-  auto s = torch::tensor(d.std, torch::kFloat32).view({1, channels, 1, 1});
-  d.train_x.sub_(m).div_(s);
-  d.val_x = val_images.to(torch::kFloat32).div_(255.0).sub_(m).div_(s);
-  d.test_x = raw.test.images.to(torch::kFloat32).div_(255.0).sub_(m).div_(s);
+  d.train_x = normalize_u8(train_images, table);
+  d.val_x = normalize_u8(val_images, table);
+  d.test_x = normalize_u8(raw.test.images, table);
 
   d.augment = config.value("augment", std::string("none"));
   for (torch::Tensor* t : {&d.train_x, &d.train_y, &d.val_x, &d.val_y, &d.test_x, &d.test_y}) *t = t->to(device);
