@@ -70,6 +70,10 @@ void setup_run(CLI::App& app, int& exit_code) {
   grid->add_option("--flush-every", opts->flush_every, "Steps buffered before a database commit")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  grid->add_option("--progress-every", opts->plain_progress_seconds,
+                   "When stderr is not a terminal: seconds between progress lines of the cells in training")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   grid->add_flag("-q,--quiet", opts->quiet, "No progress lines");
   grid->callback([opts, shard, &exit_code]() {
     if (!shard->empty()) std::tie(opts->shard_index, opts->shard_count) = parse_shard(*shard);

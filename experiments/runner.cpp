@@ -804,12 +804,28 @@ RunSummary run_grid(const RunOptions& options, std::ostream& progress) {
     drawn = lines;
   };
   std::thread ticker([&] {
-    auto last_beat = std::chrono::steady_clock::now();
+    auto last_beat = std::chrono::steady_clock::now(), last_plain = last_beat;
     std::unique_lock<std::mutex> lock(tick_mu);
     while (ticking) {
       tick_cv.wait_for(lock, std::chrono::milliseconds(options.live ? 500 : 1000));
       if (!ticking) break;
       if (options.live && !options.quiet) draw(false);
+      if (!options.live && !options.quiet && seconds_since(last_plain) >= options.plain_progress_seconds) {
+        // Not a terminal (a log file, a batch job): a plain line per cell in training now and then.
+        last_plain = std::chrono::steady_clock::now();
+        std::vector<std::string> lines;
+        {
+          std::lock_guard<std::mutex> alock(active_mu);
+          for (const auto& [i, a] : active) {
+            const double secs = seconds_since(a.started);
+            const double rate = secs > 0 ? static_cast<double>(a.step - a.first_step) / secs : 0;
+            lines.push_back(fmt::format("{}: step {}/{} epoch {}/{} loss {:.4f} alpha_hat {:.3f} {:.1f} steps/s ETA {}",
+                                        a.label, a.step, a.total_steps, a.epoch + 1, a.epochs, a.loss, a.alpha, rate,
+                                        format_eta(rate > 0 ? (a.total_steps - a.step) / rate : NAN)));
+          }
+        }
+        for (const auto& l : lines) say(l);
+      }
       if (seconds_since(last_beat) >= options.heartbeat_seconds) {
         last_beat = std::chrono::steady_clock::now();
         std::vector<int64_t> ids;

@@ -30,9 +30,10 @@ struct RunOptions {
   int shard_index = 0, shard_count = 1;     // run the cells whose index % count == index
   int64_t max_cells = 1000;                 // larger grids need `yes`
   bool yes = false;
-  double stale_after_s = 120;     // a `running` cell without a heartbeat this long is taken over
-  double heartbeat_seconds = 10;  // how often running cells say they are alive
-  std::string checkpoint_dir;     // default: checkpoints/ beside the database
+  double stale_after_s = 120;          // a `running` cell without a heartbeat this long is taken over
+  double heartbeat_seconds = 10;       // how often running cells say they are alive
+  double plain_progress_seconds = 60;  // not live: a progress line per training cell this often
+  std::string checkpoint_dir;          // default: checkpoints/ beside the database
 };
 
 struct RunSummary {
