@@ -103,7 +103,7 @@ namespace {
 // Vectorised (SSE on any x86-64): per block of 64, the EMA update, |d| and a count of values
 // above the threshold without branches; only blocks with hits are scanned again.
 __attribute__((optimize("tree-vectorize"))) bool fused_pass(const float* g, float* m, int64_t n, float w, float t,
-                                                             std::vector<float>& top) {
+                                                            std::vector<float>& top) {
   int bad = 0;
   float buf[64];
   for (int64_t start = 0; start < n; start += 64) {

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <filesystem>
 
+#include "storage/query.h"
+
 namespace htga::storage {
 
 namespace {
@@ -493,8 +495,14 @@ std::vector<LayerInfo> Store::layers(int64_t run_id) {
 }
 
 void Store::for_each_layer_alpha(const std::function<void(int64_t, const LayerAlphaRow&)>& fn) {
-  Statement q(db_, "SELECT run_id, step, layer, alpha_hat FROM alpha_layers ORDER BY run_id, step, layer");
-  while (q.step()) fn(q.get_int(0), {q.get_int(1), q.get_int(2), q.get_double(3)});
+  storage::for_each_layer_alpha(db_, run_ids(), fn);
+}
+
+std::vector<int64_t> Store::run_ids() {
+  Statement q(db_, "SELECT id FROM runs ORDER BY id");
+  std::vector<int64_t> ids;
+  while (q.step()) ids.push_back(q.get_int(0));
+  return ids;
 }
 
 std::vector<RunRecord> Store::runs() {
@@ -505,42 +513,12 @@ std::vector<RunRecord> Store::runs() {
 }
 
 void Store::for_each_step(const std::function<void(int64_t, const StepRow&)>& fn) {
-  Statement q(db_,
-              "SELECT run_id, step, epoch, loss, train_acc, lr, alpha_hat, grad_norm, alpha_smooth, phase, "
-              "clip_coef FROM steps "
-              "ORDER BY run_id, step");
-  while (q.step()) {
-    StepRow r;
-    r.step = q.get_int(1);
-    r.epoch = q.get_int(2);
-    r.loss = q.get_double(3);
-    r.train_acc = q.get_double(4);
-    r.lr = q.get_double(5);
-    r.alpha_hat = q.get_double(6);
-    r.grad_norm = q.get_double(7);
-    r.alpha_smooth = q.get_double(8);
-    r.phase = q.get_double(9);
-    r.clip_coef = q.get_double(10);
-    fn(q.get_int(0), r);
-  }
+  storage::for_each_step(db_, run_ids(), fn);
 }
 
 std::vector<EvalRow> Store::evals(int64_t run_id) {
-  Statement q(db_,
-              "SELECT epoch, step, split, loss, acc, top5, final FROM evals WHERE run_id = ?1 ORDER BY epoch, split");
-  q.bind(1, run_id);
   std::vector<EvalRow> out;
-  while (q.step()) {
-    EvalRow r;
-    r.epoch = q.get_int(0);
-    r.step = q.get_int(1);
-    r.split = q.get_text(2);
-    r.loss = q.get_double(3);
-    r.acc = q.get_double(4);
-    r.top5 = q.get_double(5);
-    r.final = q.get_int(6) != 0;
-    out.push_back(r);
-  }
+  for_each_eval(db_, {run_id}, [&](int64_t, const EvalRow& r) { out.push_back(r); });
   return out;
 }
 

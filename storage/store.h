@@ -163,6 +163,7 @@ class Store {
 
   /// All runs, in id order.
   std::vector<RunRecord> runs();
+  std::vector<int64_t> run_ids();
   /// Calls `fn(run_id, row)` for each step row, ordered by run and step.
   void for_each_step(const std::function<void(int64_t, const StepRow&)>& fn);
   std::vector<EvalRow> evals(int64_t run_id);
