@@ -9,37 +9,14 @@
 #include "storage/store.h"
 #include "test_util.h"
 
+using htga::test::htga_cmd;
+using htga::test::read_file;
 using htga::test::TempDir;
 using htga::test::write_text;
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out;  // stdout and stderr together
-};
-
-Result htga_cmd(const std::string& args, const TempDir& dir) {
-  const std::string log = dir.file("cmd.log");
-  const std::string cmd = std::string(HTGA_BINARY) + " " + args + " > " + log + " 2>&1";
-  int status = std::system(cmd.c_str());
-  Result r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream in(log);
-  std::stringstream s;
-  s << in.rdbuf();
-  r.out = s.str();
-  return r;
-}
-
 int lines_of(const std::string& text) { return static_cast<int>(std::count(text.begin(), text.end(), '\n')); }
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 const char* kTinyGrid = R"({
   "name": "tiny",

@@ -346,16 +346,10 @@ TEST_CASE("SIGINT: the step finishes, the run is marked interrupted, exit 130; a
     CHECK(runs[0].checkpoint_epoch >= 0);
     CHECK(std::filesystem::exists(runs[0].checkpoint));
   }
-  std::ifstream log(dir.file("int.log"));
-  std::stringstream text;
-  text << log.rdbuf();
-  CHECK(text.str().find("stopping after the current step") != std::string::npos);
+  CHECK(htga::test::read_file(dir.file("int.log")).find("stopping after the current step") != std::string::npos);
 
   REQUIRE(wait_exit(spawn_htga(args(db), dir.file("int2.log"))) == 0);
-  std::ifstream log2(dir.file("int2.log"));
-  std::stringstream text2;
-  text2 << log2.rdbuf();
-  CHECK(text2.str().find("resuming after epoch") != std::string::npos);
+  CHECK(htga::test::read_file(dir.file("int2.log")).find("resuming after epoch") != std::string::npos);
   check_same(snapshot(ref), snapshot(db));
 }
 
@@ -417,31 +411,6 @@ TEST_CASE("--shard splits a grid, merge puts it back together; --jobs 2 trains c
 
 // ---- bad input: exit code 2, one line, the database untouched ----
 
-namespace {
-
-struct Cmd {
-  int code = -1;
-  std::string out;
-};
-
-Cmd htga_run(const std::string& args, const TempDir& dir) {
-  const std::string log = dir.file("cmd.log");
-  const int status = std::system((std::string(HTGA_BINARY) + " " + args + " > " + log + " 2>&1").c_str());
-  std::ifstream in(log);
-  std::stringstream s;
-  s << in.rdbuf();
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, s.str()};
-}
-
-std::string bytes_of(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-}  // namespace
-
 TEST_CASE("a corpus of bad inputs: exit code 2, one line naming the problem, no change", "[lifecycle]") {
   TempDir dir("badcorpus");
   const std::string db = dir.file("r/htga.db");
@@ -473,34 +442,34 @@ TEST_CASE("a corpus of bad inputs: exit code 2, one line naming the problem, no 
     s.append_steps(id, steps(0, 3, 3));
     s.finish_run(id, {"finished", "", 0.5, 1.0, NAN, 3, 1.0});
   }
-  const std::string before = bytes_of(db);
+  const std::string before = htga::test::read_file(db);
   for (const auto& c : grids) {
     INFO(c.name);
     write_text(dir.file("g.json"), c.grid);
-    auto r = htga_run("run grid " + dir.file("g.json") + " --db " + db, dir);
+    auto r = htga::test::htga_cmd("run grid " + dir.file("g.json") + " --db " + db, dir);
     INFO(r.out);
     CHECK(r.code == 2);
     CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
     CHECK(r.out.find(dir.file("g.json")) != std::string::npos);
     CHECK(r.out.find(c.want) != std::string::npos);
-    CHECK(bytes_of(db) == before);
+    CHECK(htga::test::read_file(db) == before);
   }
 
   write_text(dir.file("g.json"), good);
-  auto r = htga_run("run grid " + dir.file("g.json") + " --db " + db + " --max-cells 3", dir);
+  auto r = htga::test::htga_cmd("run grid " + dir.file("g.json") + " --db " + db + " --max-cells 3", dir);
   CHECK(r.code == 2);
   CHECK(r.out.find("4 cells, more than --max-cells 3; pass --yes") != std::string::npos);
-  CHECK(bytes_of(db) == before);
+  CHECK(htga::test::read_file(db) == before);
   for (const std::string& bad : {"--shard 2/2", "--shard x", "--jobs 0"}) {
-    r = htga_run("run grid " + dir.file("g.json") + " --db " + db + " " + bad, dir);
+    r = htga::test::htga_cmd("run grid " + dir.file("g.json") + " --db " + db + " " + bad, dir);
     INFO(bad << ": " << r.out);
     CHECK(r.code == 2);
-    CHECK(bytes_of(db) == before);
+    CHECK(htga::test::read_file(db) == before);
   }
 
   // Database paths: below a file (no folder can be made there), not SQLite, newer than htga.
   write_text(dir.file("afile"), "x");
-  r = htga_run("run grid " + dir.file("g.json") + " --db " + dir.file("afile/htga.db"), dir);
+  r = htga::test::htga_cmd("run grid " + dir.file("g.json") + " --db " + dir.file("afile/htga.db"), dir);
   CHECK(r.code == 2);
   CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
   CHECK(r.out.find("cannot create folder") != std::string::npos);
@@ -508,25 +477,25 @@ TEST_CASE("a corpus of bad inputs: exit code 2, one line naming the problem, no 
     std::filesystem::create_directories(dir.file("ro"));
     std::filesystem::permissions(dir.file("ro"),
                                  std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec);
-    r = htga_run("run grid " + dir.file("g.json") + " --db " + dir.file("ro/htga.db"), dir);
+    r = htga::test::htga_cmd("run grid " + dir.file("g.json") + " --db " + dir.file("ro/htga.db"), dir);
     CHECK(r.code == 2);
     CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
     std::filesystem::permissions(dir.file("ro"), std::filesystem::perms::owner_all);
   }
   write_text(dir.file("notdb.db"), std::string(4096, 'z'));
-  const std::string junk = bytes_of(dir.file("notdb.db"));
-  r = htga_run("run grid " + dir.file("g.json") + " --db " + dir.file("notdb.db"), dir);
+  const std::string junk = htga::test::read_file(dir.file("notdb.db"));
+  r = htga::test::htga_cmd("run grid " + dir.file("g.json") + " --db " + dir.file("notdb.db"), dir);
   CHECK(r.code == 2);
   CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
   CHECK(r.out.find(dir.file("notdb.db")) != std::string::npos);
-  CHECK(bytes_of(dir.file("notdb.db")) == junk);
+  CHECK(htga::test::read_file(dir.file("notdb.db")) == junk);
   {
     htga::storage::Database d(dir.file("newer.db"));
     d.exec("CREATE TABLE runs (id INTEGER PRIMARY KEY); PRAGMA user_version = 99");
   }
-  const std::string newer = bytes_of(dir.file("newer.db"));
-  r = htga_run("run grid " + dir.file("g.json") + " --db " + dir.file("newer.db"), dir);
+  const std::string newer = htga::test::read_file(dir.file("newer.db"));
+  r = htga::test::htga_cmd("run grid " + dir.file("g.json") + " --db " + dir.file("newer.db"), dir);
   CHECK(r.code == 2);
   CHECK(r.out.find("newer than this htga") != std::string::npos);
-  CHECK(bytes_of(dir.file("newer.db")) == newer);
+  CHECK(htga::test::read_file(dir.file("newer.db")) == newer);
 }

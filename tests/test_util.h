@@ -1,12 +1,15 @@
 #pragma once
 // Helpers shared by the tests: a fresh temporary folder per test, small file writers.
 
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -53,5 +56,27 @@ inline void write_bytes(const std::string& path, const std::vector<uint8_t>& byt
 }
 
 inline void write_text(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+/// The whole content of a file ("" when it cannot be read).
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+#ifdef HTGA_BINARY
+/// The htga binary run with `args` (a shell command line); its exit code and stdout + stderr.
+struct Result {
+  int code = -1;
+  std::string out;
+};
+
+inline Result htga_cmd(const std::string& args, const TempDir& dir) {
+  const std::string log = dir.file("cmd.log");
+  const int status = std::system((std::string(HTGA_BINARY) + " " + args + " > " + log + " 2>&1").c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_file(log)};
+}
+#endif
 
 }  // namespace htga::test
