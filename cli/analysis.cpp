@@ -47,6 +47,7 @@ json configuration_of(json cfg) {
   if (cfg.contains("train") && cfg["train"].is_object()) {
     cfg["train"].erase("device");
     cfg["train"].erase("checkpoint_every");
+    cfg["train"].erase("alpha_graph");
   }
   return cfg;
 }

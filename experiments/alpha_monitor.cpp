@@ -19,6 +19,7 @@ AlphaSettings AlphaSettings::from_config(const nlohmann::json& t) {
   s.subsample = t.value("subsample", s.subsample);
   s.k = t.value("k", s.k);
   s.k_fraction = t.value("k_fraction", s.k_fraction);
+  s.graph = t.value("alpha_graph", s.graph);
   return s;
 }
 
@@ -33,6 +34,19 @@ AlphaMonitor::AlphaMonitor(const AlphaSettings& settings, const std::vector<torc
   if (s_.subsample > 0 && s_.scope == "global")
     subsample_.emplace(flat_grad_.numel(), s_.subsample, seed ^ 0x5eed5eedULL, flat_grad_.device());
   nan_ = torch::full({}, std::numeric_limits<float>::quiet_NaN(), flat_grad_.options().dtype(torch::kFloat32));
+  try_graph_ = s_.graph && flat_grad_.is_cuda();
+}
+
+std::vector<torch::Tensor> AlphaMonitor::fused_hill(torch::Tensor& mean) const {
+  if (s_.scope == "global")
+    return {estimators::hill_ema_noise(flat_grad_, mean, s_.noise_ema, k_for(flat_grad_.numel()))};
+  std::vector<torch::Tensor> per;
+  for (auto [off, len] : slices_) {
+    auto m = mean.narrow(0, off, len);
+    per.push_back(estimators::hill_ema_noise(flat_grad_.narrow(0, off, len), m, s_.noise_ema, k_for(len)));
+  }
+  auto layers = torch::stack(per);
+  return {layers.nanmedian(), layers};
 }
 
 torch::Tensor AlphaMonitor::state() const {
@@ -66,17 +80,28 @@ AlphaMonitor::Result AlphaMonitor::observe(int64_t step, const std::function<voi
     // The fast path: Hill and the mean's update in one pass (per layer, on each slice).
     if (due && ema_.started() && s_.estimator == "hill" && !subsample_ && s_.noise_ema > 0) {
       auto& mean = ema_.mutable_mean();
-      if (s_.scope == "global") {
-        r.alpha = estimators::hill_ema_noise(flat_grad_, mean, s_.noise_ema, k_for(flat_grad_.numel()));
-        return r;
+      if (graph_ && graph_mean_ != mean.data_ptr()) graph_.reset();  // a checkpoint replaced the mean
+      if (try_graph_ && !graph_ && eager_estimates_ >= 2) {
+        graph_ = std::make_unique<compat::Graph>();
+        if (graph_->capture(
+                flat_grad_.device(), [this, &mean] { return fused_hill(mean); }, &graph_failure_)) {
+          graph_mean_ = mean.data_ptr();
+        } else {
+          graph_.reset();
+          try_graph_ = false;  // eager from now on; graph_failure_ says why
+        }
       }
-      std::vector<torch::Tensor> per;
-      for (auto [off, len] : slices_) {
-        auto m = mean.narrow(0, off, len);
-        per.push_back(estimators::hill_ema_noise(flat_grad_.narrow(0, off, len), m, s_.noise_ema, k_for(len)));
+      std::vector<torch::Tensor> outs;
+      if (graph_) {
+        graph_->replay();
+        // The graph's outputs are overwritten by the next replay: the caller keeps copies.
+        for (const auto& t : graph_->outputs()) outs.push_back(t.clone());
+      } else {
+        outs = fused_hill(mean);
+        ++eager_estimates_;
       }
-      r.layers = torch::stack(per);
-      r.alpha = r.layers.nanmedian();
+      r.alpha = outs[0];
+      if (outs.size() > 1) r.layers = outs[1];
       return r;
     }
     // The mean is updated every step, estimated or not: the EMA must see every gradient.

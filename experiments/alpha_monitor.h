@@ -6,12 +6,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "estimators/noise.h"
+#include "experiments/torch_compat.h"
 
 namespace htga::experiments {
 
@@ -25,6 +27,7 @@ struct AlphaSettings {
   int64_t subsample = 0;           // coordinates estimated on (0 = all; global scope)
   int64_t k = 0;                   // order statistics / block size (0 = estimator default)
   double k_fraction = 0;           // k as a fraction of n (0 = use k)
+  bool graph = true;               // on CUDA, replay the estimator as one CUDA graph
 
   /// From a cell's canonical "train" settings.
   static AlphaSettings from_config(const nlohmann::json& train);
@@ -52,12 +55,19 @@ class AlphaMonitor {
 
   int64_t num_layers() const { return static_cast<int64_t>(slices_.size()); }
 
+  /// On CUDA: whether the estimator runs as a captured CUDA graph, and why not when capture
+  /// failed (empty otherwise).
+  bool graphed() const { return graph_ != nullptr; }
+  const std::string& graph_failure() const { return graph_failure_; }
+
   /// For checkpoints: the gradient EMA (empty before the first gradient).
   torch::Tensor state() const;
   void load_state(const torch::Tensor& state);
 
  private:
   torch::Tensor estimate_one(const torch::Tensor& a, const torch::Tensor* b) const;
+  /// The fused EMA + Hill estimate (global or per layer): {alpha} or {alpha, layers}.
+  std::vector<torch::Tensor> fused_hill(torch::Tensor& mean) const;
   int64_t k_for(int64_t n) const;
 
   AlphaSettings s_;
@@ -66,6 +76,13 @@ class AlphaMonitor {
   std::optional<estimators::Subsample> subsample_;
   std::vector<std::pair<int64_t, int64_t>> slices_;  // (offset, length) per parameter tensor
   torch::Tensor nan_;
+  // CUDA graph of fused_hill: captured after two eager estimates (lazy kernel loading and the
+  // allocator's first blocks happen outside the capture), recaptured if the mean is replaced.
+  std::unique_ptr<compat::Graph> graph_;
+  const void* graph_mean_ = nullptr;
+  int64_t eager_estimates_ = 0;
+  bool try_graph_ = false;
+  std::string graph_failure_;
 };
 
 }  // namespace htga::experiments

@@ -228,7 +228,8 @@ class Parser {
         for (const auto& [k, v] : c.config[part].items()) values[std::string(part) + "." + k].insert(v.dump());
     std::set<std::string> varying;
     for (const auto& [k, v] : values)
-      if (v.size() > 1 && k != "train.device" && k != "train.checkpoint_every") varying.insert(k);
+      if (v.size() > 1 && k != "train.device" && k != "train.checkpoint_every" && k != "train.alpha_graph")
+        varying.insert(k);
     for (Cell& c : grid.cells) c.label = make_label(c.config, varying);
     return grid;
   }
@@ -275,6 +276,7 @@ std::string cell_key(const json& config) {
   if (c.contains("train")) {  // how a cell runs, not what it computes
     c["train"].erase("device");
     c["train"].erase("checkpoint_every");
+    c["train"].erase("alpha_graph");
   }
   return data::fnv1a_hex(c.dump());  // object keys are sorted: the dump is canonical
 }

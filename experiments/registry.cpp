@@ -34,6 +34,8 @@ std::string describe(ParamType type) {
       return "a list of positive integers";
     case ParamType::kNumberOrNull:
       return "a number or null";
+    case ParamType::kBool:
+      return "true or false";
   }
   return "?";
 }
@@ -428,7 +430,23 @@ const Registry& train_settings() {
          non_negative("checkpoint_every", 1,
                       "save model, optimizer, controller and RNG state every this many epochs, so that an "
                       "interrupted run resumes there (0 = never); not part of a cell's key",
-                      ParamType::kInteger)}}}};
+                      ParamType::kInteger),
+         {"amp",
+          ParamType::kString,
+          "none",
+          "mixed precision: none, or bf16 (autocast: matrix products and convolutions in bfloat16; "
+          "parameters, gradients, losses and alpha_hat stay float32); for GPUs with bfloat16 units",
+          -kInf,
+          false,
+          {"none", "bf16"}},
+         {"alpha_graph",
+          ParamType::kBool,
+          true,
+          "on CUDA, run the alpha_hat estimator as one captured CUDA graph (the same values with one "
+          "launch instead of dozens); not part of a cell's key",
+          -kInf,
+          false,
+          {}}}}}};
   return r;
 }
 

@@ -27,6 +27,7 @@
 #include "experiments/error.h"
 #include "experiments/models/zoo.h"
 #include "experiments/task.h"
+#include "experiments/torch_compat.h"
 #include "htga_git_commit.h"
 #include "optimizers/clip.h"
 #include "optimizers/htga.h"
@@ -237,6 +238,8 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
   auto model = models::make_model(cfg["model"], input_shape(d));
   Task task(d);
   task.set_train_eval_size(train.value("train_eval_size", int64_t{10000}));
+  const bool amp = train.value("amp", std::string("none")) == "bf16";
+  task.set_amp(amp);
   init_lock.unlock();
   auto& module = *model.ptr();
   module.to(device);
@@ -316,7 +319,12 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
         torch::randint(n, {std::min(batch, n)}, probe_gen, torch::TensorOptions().dtype(torch::kInt64)).to(device);
     optimizer.zero_grad();
     const auto b = task.batch(idx, /*augment_gen=*/nullptr);
-    task.loss(model.forward(b.x), b.y).backward();
+    torch::Tensor loss;
+    {
+      compat::Autocast autocast(device, amp);
+      loss = task.loss(model.forward(b.x), b.y);
+    }
+    loss.backward();
   };
   auto restore_buffers = [&] {
     if (saved_buffers.empty()) return;
@@ -401,8 +409,12 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
       auto [x, y] = task.batch(idx, &augment_gen);
 
       optimizer.zero_grad();
-      auto logits = model.forward(x);
-      auto loss = task.loss(logits, y);
+      torch::Tensor logits, loss;
+      {
+        compat::Autocast autocast(device, amp);  // the forward pass only; backward follows its casts
+        logits = model.forward(x);
+        loss = task.loss(logits, y);
+      }
       loss.backward();
 
       // alpha_hat of the gradient noise, on the raw (unclipped) gradient.
@@ -498,6 +510,12 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
   }
   out.status = "finished";
   out.steps = step;
+  if (device.is_cuda() && alpha_settings.every > 0) {
+    if (monitor.graphed())
+      out.time.note = "alpha_hat as a CUDA graph";
+    else if (!monitor.graph_failure().empty())
+      out.time.note = "alpha_hat eager (CUDA graph capture failed: " + monitor.graph_failure() + ")";
+  }
   return out;
 }
 
@@ -620,6 +638,8 @@ RunSummary run_grid(const RunOptions& options, std::ostream& progress) {
                     ds.val_x.size(0), ds.test_x.size(0), device_of(c).str(), ds.load_seconds, ds.cache_note));
     loaded.emplace(data_key(c), std::move(ds));
   }
+  // Cells train on streams of their own (compat::ThreadStream): the uploads finish first.
+  for (const auto& [name, device] : devices) compat::synchronize(device);
 
   const std::string host = host_name();
   const int64_t pid = getpid();
@@ -704,6 +724,7 @@ RunSummary run_grid(const RunOptions& options, std::ostream& progress) {
     storage::RunResult result;
     CellOutcome::Timing timing;
     try {
+      compat::ThreadStream stream(device);  // cells side by side on one GPU overlap
       CellOutcome o = train_cell(c, ds, device, ctx);
       timing = o.time;
       result = {};
@@ -761,10 +782,11 @@ RunSummary run_grid(const RunOptions& options, std::ostream& progress) {
           "{}: {}test acc {:.2f}% loss {:.4f}, {} steps, {:.1f} s{}", prefix,
           result.metric == "acc" ? std::string() : fmt::format("test {} {:.4g}, ", result.metric, result.test_metric),
           100 * result.test_acc, result.test_loss, result.steps, result.train_time_s,
-          timing.steps == 0 ? std::string()
-                            : fmt::format("; {:.3f} ms/step, alpha_hat {:.1f}%, logging {:.1f}%; evaluation {:.2f} s",
-                                          1e3 * timing.step_s / timing.steps, 100 * timing.alpha_s / timing.step_s,
-                                          100 * timing.log_s / timing.step_s, timing.eval_s)));
+          (timing.steps == 0 ? std::string()
+                             : fmt::format("; {:.3f} ms/step, alpha_hat {:.1f}%, logging {:.1f}%; evaluation {:.2f} s",
+                                           1e3 * timing.step_s / timing.steps, 100 * timing.alpha_s / timing.step_s,
+                                           100 * timing.log_s / timing.step_s, timing.eval_s)) +
+              (timing.note.empty() ? std::string() : "; " + timing.note)));
     else if (result.status == "interrupted")
       say(fmt::format("{}: {}", prefix, result.error));
     else

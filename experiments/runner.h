@@ -82,6 +82,7 @@ struct CellOutcome {
     double alpha_s = 0;  // alpha_hat: the estimator (and the probe's gradients)
     double log_s = 0;    // the step's statistics, their host copy and the database queue
     double eval_s = 0;   // evaluations (validation, test, and the final pass over the training set)
+    std::string note;    // how alpha_hat ran on CUDA (as a graph, or why not)
   } time;
 };
 

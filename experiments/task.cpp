@@ -8,6 +8,7 @@
 
 #include "experiments/data/augment.h"
 #include "experiments/metrics.h"
+#include "experiments/torch_compat.h"
 
 namespace htga::experiments {
 
@@ -117,6 +118,7 @@ Evaluation Task::evaluate(torch::nn::AnyModule& model, torch::nn::Module& module
     if (y.defined() && y.size(0) == xp->size(0)) y = y.index_select(0, rows);
   }
   torch::NoGradGuard no_grad;
+  compat::Autocast autocast(x.device(), amp_);
   module.eval();
   const int64_t n = x.size(0);
   Evaluation ev;

@@ -52,10 +52,13 @@ class Task {
   Evaluation evaluate(torch::nn::AnyModule& model, torch::nn::Module& module, const std::string& split) const;
 
   void set_train_eval_size(int64_t n) { train_eval_size_ = n; }
+  /// Evaluate under bfloat16 autocast (train.amp = "bf16"), as the training steps are.
+  void set_amp(bool amp) { amp_ = amp; }
 
  private:
   const data::Dataset& d_;
   int64_t train_eval_size_ = 0;
+  bool amp_ = false;
   enum class Kind { kImage, kClassify, kRegress, kSpan, kLm } kind_;
 };
 
