@@ -199,7 +199,8 @@ void load_checkpoint(const std::string& file, const TrainState& s, const torch::
   s.monitor->load_state(ema);
   for (const auto& [name, gen] : s.generators) {
     torch::Tensor t;
-    ar.read("gen." + name, t);
+    if (name == "cuda" && !ar.try_read("gen." + name, t)) continue;  // a checkpoint from before it was saved
+    if (!t.defined()) ar.read("gen." + name, t);
     std::lock_guard<std::mutex> lock(gen->mutex());
     gen->set_state(t.cpu());
   }
@@ -342,6 +343,12 @@ CellOutcome train_cell(const Cell& cell, const data::Dataset& d, const torch::De
   // Dropout draws from the global generator; its state is saved too (exact with --jobs 1).
   at::Generator global_gen = at::detail::getDefaultCPUGenerator();
   state.generators.push_back({"global", &global_gen});
+  // On a GPU, dropout draws from the device's generator.
+  at::Generator cuda_gen;
+  if (device.is_cuda()) {
+    cuda_gen = at::globalContext().defaultGenerator(device);
+    state.generators.push_back({"cuda", &cuda_gen});
+  }
   if (ctx.claim.resumed) {
     load_checkpoint(ctx.claim.checkpoint, state, device, ctx.claim.from_epoch - 1, ctx.claim.from_step);
     first_epoch = ctx.claim.from_epoch;

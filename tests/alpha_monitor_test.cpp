@@ -109,3 +109,44 @@ TEST_CASE("monitor, probe: pooled deviations of fresh minibatch gradients; own g
   auto pooled = (g - g.mean(0, true)).reshape({-1});
   CHECK(value(r.alpha) == Approx(value(htga::estimators::hill(pooled))).epsilon(1e-5));
 }
+
+TEST_CASE("monitor on CUDA: the graph replays give the eager estimates exactly (skipped without a GPU)",
+          "[estimators]") {
+  if (!torch::cuda::is_available()) {
+    SUCCEED("no CUDA device: checked on the device machine by scripts/device-check");
+    return;
+  }
+  const torch::Device cuda(torch::kCUDA, 0);
+  for (const std::string scope : {"global", "layer"}) {
+    INFO(scope);
+    auto make = [&] {
+      return std::vector<torch::Tensor>{torch::zeros({300, 100}, torch::TensorOptions().device(cuda)).requires_grad_(),
+                                        torch::zeros({2000}, torch::TensorOptions().device(cuda)).requires_grad_()};
+    };
+    auto pa = make(), pb = make();
+    auto fa = htga::estimators::bind_flat_gradients(pa), fb = htga::estimators::bind_flat_gradients(pb);
+    AlphaSettings graphed, eager;
+    graphed.scope = eager.scope = scope;
+    eager.graph = false;
+    AlphaMonitor mg(graphed, pa, fa, 0), me(eager, pb, fb, 0);
+    for (int64_t step = 0; step < 8; ++step) {
+      auto g = htga::test::pareto(1.6, fa.numel(), 2000 + step).to(torch::kFloat32).to(cuda);
+      fa.copy_(g);
+      fb.copy_(g);
+      auto rg = mg.observe(step), re = me.observe(step);
+      if (step == 0) continue;
+      CHECK(torch::equal(rg.alpha.cpu(), re.alpha.cpu()));
+      if (scope == "layer") CHECK(torch::equal(rg.layers.cpu(), re.layers.cpu()));
+    }
+    CHECK(mg.graph_failure() == "");
+    CHECK(mg.graphed());  // captured after two eager estimates
+    CHECK_FALSE(me.graphed());
+    // Replacing the mean (a checkpoint) makes it recapture rather than read a stale buffer.
+    auto state = mg.state().clone();
+    mg.load_state(state);
+    me.load_state(state);
+    fa.copy_(htga::test::pareto(1.6, fa.numel(), 9).to(torch::kFloat32).to(cuda));
+    fb.copy_(fa);
+    CHECK(torch::equal(mg.observe(9).alpha.cpu(), me.observe(9).alpha.cpu()));
+  }
+}
