@@ -3,9 +3,8 @@
 // model selection on the validation split and tests against a baseline family.
 //
 // Runs are grouped by dataset config x model config (x main metric). Within a group a
-// configuration is a run's config without its seed, train.device, train.checkpoint_every
-// and train.alpha_graph;
-// a family is an optimizer name. Per family the configuration with the best mean validation
+// configuration is a run's config without its seed, train.device, train.checkpoint_every and
+// train.alpha_graph; a family is an optimizer name. Per family the configuration with the best mean validation
 // metric is selected (configurations with a diverged run rank after those without), and its
 // test metric is reported: selecting on test would report the maximum of noisy estimates.
 
@@ -33,7 +32,7 @@ struct AnalysisOptions {
 struct ReportRow {
   std::string group;  // the group's label
   std::string dataset, model, optimizer;
-  nlohmann::json config;                          // run config without seed, train.device, train.checkpoint_every, train.alpha_graph
+  nlohmann::json config;                          // run config without seed and the settings out of the key
   std::string label;                              // the parameters that tell it from its family's other configurations
   std::string metric;                             // the metric compared
   bool selected = false;                          // best mean validation metric of its family
