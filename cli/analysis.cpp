@@ -9,7 +9,7 @@
 #include <ostream>
 #include <set>
 
-#include "cli/stats.h"
+#include "experiments/analysis/stats.h"
 #include "experiments/error.h"
 #include "experiments/grid.h"
 

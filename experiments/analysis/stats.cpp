@@ -1,4 +1,4 @@
-#include "cli/stats.h"
+#include "experiments/analysis/stats.h"
 
 #include <algorithm>
 #include <cmath>
