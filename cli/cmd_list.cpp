@@ -46,9 +46,9 @@ void list(const ListOptions& options, std::ostream& out) {
     for (const Entry& e : reg->entries) {
       out << fmt::format("  {:<14} {}\n", e.name, e.help);
       for (const ParamSpec& p : e.params)
-        out << fmt::format("      {:<15} {:<18} {} ({})\n", p.name,
+        out << fmt::format("      {:<15} {:<18} {}{} ({})\n", p.name,
                            p.default_value.is_null() ? "null" : p.default_value.dump(), p.help,
-                           experiments::describe(p.type));
+                           p.in_key ? "" : "; not part of a cell's key", experiments::describe(p.type));
       if (reg != &experiments::models()) continue;
       if (e.name.rfind("transformer", 0) == 0) {  // sized by the dataset's vocabulary, not an image shape
         out << fmt::format("      {:<15} depend on the dataset's vocabulary and max_len\n", "parameters");

@@ -7,7 +7,6 @@
 #include <set>
 #include <sstream>
 
-#include "experiments/data/cache.h"
 #include "experiments/data/dataset.h"
 #include "experiments/error.h"
 #include "experiments/registry.h"
@@ -222,14 +221,15 @@ class Parser {
               grid.cells.push_back(std::move(c));
             }
     // Labels show the parameters whose values differ between cells, however the grid spelled them.
+    // Settings outside the key (the device, ...) say how a cell runs, not which one it is.
     std::map<std::string, std::set<std::string>> values;
     for (const Cell& c : grid.cells)
       for (const char* part : {"dataset", "model", "optimizer", "train"})
-        for (const auto& [k, v] : c.config[part].items()) values[std::string(part) + "." + k].insert(v.dump());
+        for (const auto& [k, v] : c.config[part].items())
+          if (in_key(c.config, part, k)) values[std::string(part) + "." + k].insert(v.dump());
     std::set<std::string> varying;
     for (const auto& [k, v] : values)
-      if (v.size() > 1 && k != "train.device" && k != "train.checkpoint_every" && k != "train.alpha_graph")
-        varying.insert(k);
+      if (v.size() > 1) varying.insert(k);
     for (Cell& c : grid.cells) c.label = make_label(c.config, varying);
     return grid;
   }
@@ -252,34 +252,6 @@ class Parser {
 };
 
 }  // namespace
-
-json without_defaults(const json& config) {
-  json c = config;
-  const std::pair<const char*, const Registry*> parts[] = {
-      {"dataset", &datasets()}, {"model", &models()}, {"optimizer", &optimizers()}, {"train", &train_settings()}};
-  for (const auto& [part, reg] : parts) {
-    if (!c.contains(part) || !c[part].is_object()) continue;
-    const Entry* entry =
-        std::string(part) == "train" ? &reg->entries.front() : reg->find(c[part].value("name", std::string()));
-    if (!entry) continue;
-    for (const ParamSpec& p : entry->params)
-      if (c[part].contains(p.name) && c[part][p.name] == p.default_value) c[part].erase(p.name);
-  }
-  return c;
-}
-
-std::string cell_key(const json& config) {
-  // Parameters at their registry default are left out, so that a parameter added in a later
-  // version (with a default that keeps the old behaviour) does not change the keys of the
-  // cells already in a database.
-  json c = without_defaults(config);
-  if (c.contains("train")) {  // how a cell runs, not what it computes
-    c["train"].erase("device");
-    c["train"].erase("checkpoint_every");
-    c["train"].erase("alpha_graph");
-  }
-  return data::fnv1a_hex(c.dump());  // object keys are sorted: the dump is canonical
-}
 
 Grid parse_grid(const json& doc, const std::string& source, const GridOptions& options) {
   return Parser(source, options).parse(doc);

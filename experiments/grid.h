@@ -10,13 +10,14 @@
 #include <string>
 #include <vector>
 
+#include "experiments/config.h"  // cell_key, without_defaults
+
 namespace htga::experiments {
 
 struct Cell {
   /// {"dataset": {"name": ...}, "model": {...}, "optimizer": {...}, "train": {...}, "seed": n}
   nlohmann::json config;
-  /// 16 hex digits: FNV-1a of the canonical config without `train.device` and without
-  /// parameters at their default values.
+  /// 16 hex digits: cell_key(config) (experiments/config.h).
   std::string key;
   /// Short human label: names plus the parameters that vary across the grid.
   std::string label;
@@ -37,13 +38,5 @@ struct GridOptions {
 Grid parse_grid(const nlohmann::json& doc, const std::string& source, const GridOptions& options = {});
 /// Reads `path` and parses it.
 Grid load_grid(const std::string& path, const GridOptions& options = {});
-
-/// A cell config without the parameters that are at their registry defaults (what a person
-/// would have to write to get this cell).
-nlohmann::json without_defaults(const nlohmann::json& config);
-
-/// Stable key of a cell config: the canonical JSON without train.device and without parameters
-/// at their registry defaults.
-std::string cell_key(const nlohmann::json& config);
 
 }  // namespace htga::experiments

@@ -71,6 +71,11 @@ std::vector<ParamSpec> adam_params(ParamSpec weight_decay) {
           non_negative("clip_norm", 0.0, "largest global L2 norm of the gradient (0 = no clipping)"),
           std::move(weight_decay)};
 }
+/// A setting that does not enter a cell's key (ParamSpec::in_key).
+ParamSpec outside_key(ParamSpec p) {
+  p.in_key = false;
+  return p;
+}
 std::vector<std::string> names_of(const Registry& r) {
   std::vector<std::string> out;
   for (const auto& e : r.entries) out.push_back(e.name);
@@ -372,13 +377,8 @@ const Registry& train_settings() {
         "training settings, in a grid's \"defaults\" (a list expands like any hyper-parameter)",
         {positive("epochs", 1, "passes over the training set", ParamType::kInteger),
          positive("batch_size", 128, "examples per step", ParamType::kInteger),
-         {"device",
-          ParamType::kString,
-          "auto",
-          "auto (CUDA when present), cpu, cuda or cuda:N; not part of a cell's key",
-          -kInf,
-          false,
-          {}},
+         outside_key(
+             {"device", ParamType::kString, "auto", "auto (CUDA when present), cpu, cuda or cuda:N", -kInf, false, {}}),
          {"estimator", ParamType::kString, "hill", "tail-index estimator for alpha_hat", -kInf, false,
           names_of(estimators())},
          non_negative("alpha_every", 1,
@@ -427,10 +427,10 @@ const Registry& train_settings() {
                       "training-set accuracy (for the generalization gap) is measured on a fixed random subset "
                       "of this many examples after the last epoch (0 = the whole training set)",
                       ParamType::kInteger),
-         non_negative("checkpoint_every", 1,
-                      "save model, optimizer, controller and RNG state every this many epochs, so that an "
-                      "interrupted run resumes there (0 = never); not part of a cell's key",
-                      ParamType::kInteger),
+         outside_key(non_negative("checkpoint_every", 1,
+                                  "save model, optimizer, controller and RNG state every this many epochs, so "
+                                  "that an interrupted run resumes there (0 = never)",
+                                  ParamType::kInteger)),
          {"amp",
           ParamType::kString,
           "none",
@@ -439,14 +439,14 @@ const Registry& train_settings() {
           -kInf,
           false,
           {"none", "bf16"}},
-         {"alpha_graph",
-          ParamType::kBool,
-          true,
-          "on CUDA, run the alpha_hat estimator as one captured CUDA graph (the same values with one "
-          "launch instead of dozens); not part of a cell's key",
-          -kInf,
-          false,
-          {}}}}}};
+         outside_key({"alpha_graph",
+                      ParamType::kBool,
+                      true,
+                      "on CUDA, run the alpha_hat estimator as one captured CUDA graph (the same values with "
+                      "one launch instead of dozens)",
+                      -kInf,
+                      false,
+                      {}})}}}};
   return r;
 }
 

@@ -28,6 +28,10 @@ struct ParamSpec {
   std::vector<std::string> choices;                       // for kString
   double max = std::numeric_limits<double>::infinity();   // largest valid value
   bool max_exclusive = false;                             // value must be < max
+  /// Whether the value enters a cell's key (experiments/config.h). False for the settings that
+  /// say how a cell runs, not what it computes (the device, checkpointing): changing them must
+  /// not make a finished cell run again.
+  bool in_key = true;
 };
 
 struct Entry {
