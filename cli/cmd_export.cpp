@@ -8,9 +8,9 @@
 #include <optional>
 #include <set>
 
-#include "cli/analysis.h"
 #include "cli/commands.h"
 #include "cli/csv.h"
+#include "cli/report_format.h"
 #include "experiments/error.h"
 #include "storage/query.h"
 #include "storage/store.h"

@@ -9,9 +9,9 @@
 #include <fstream>
 #include <iostream>
 
-#include "cli/analysis.h"
 #include "cli/commands.h"
 #include "cli/csv.h"
+#include "cli/report_format.h"
 #include "experiments/error.h"
 #include "storage/store.h"
 
@@ -66,7 +66,7 @@ std::string find_plot_script() {
   return "scripts/plot.py";
 }
 
-void make_plots(const ReportOptions& options, const std::vector<ReportGroup>& groups, std::ostream& out) {
+void make_plots(const ReportOptions& options, const std::vector<analysis::ReportGroup>& groups, std::ostream& out) {
   const std::string script = find_plot_script();
   if (!std::filesystem::exists(script))
     throw InputError("--plots: " + script + " not found (set HTGA_PLOT_SCRIPT to scripts/plot.py)");
@@ -94,7 +94,7 @@ void run_report(const ReportOptions& options, std::ostream& out) {
     throw InputError("report: unknown format \"" + f + "\"; valid: table, markdown, csv, json");
   require_database(options.db_path);
   storage::Store store(options.db_path);
-  const auto groups = analyse(store, options.analysis);
+  const auto groups = analysis::analyse(store, options.analysis);
   if (f == "table" || f == "markdown") {
     print_report(groups, out, f == "markdown");
   } else if (f == "json") {

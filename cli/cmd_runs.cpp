@@ -9,8 +9,8 @@
 #include <iostream>
 #include <map>
 
-#include "cli/analysis.h"
 #include "cli/commands.h"
+#include "experiments/analysis/analysis.h"
 #include "experiments/error.h"
 #include "experiments/grid.h"
 #include "storage/query.h"
@@ -48,7 +48,7 @@ std::string age_of(double unix_s) {
 
 std::string value_text(double v, const std::string& metric) {
   if (!std::isfinite(v)) return "-";
-  return is_fraction_metric(metric) ? fmt::format("{:.2f}%", 100 * v) : fmt::format("{:.4g}", v);
+  return analysis::is_fraction_metric(metric) ? fmt::format("{:.2f}%", 100 * v) : fmt::format("{:.4g}", v);
 }
 
 /// The learning rate and the optimizer's other parameters that are not at their defaults:

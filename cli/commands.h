@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "cli/analysis.h"
+#include "experiments/analysis/analysis.h"
 #include "experiments/runner.h"
 #include "storage/query.h"
 
@@ -18,6 +18,9 @@ class App;
 namespace htga::cli {
 
 constexpr const char* kDefaultDb = "results/htga.db";
+
+/// The report's settings (baseline, metric, selection, run filter), which `export summary` shares.
+using analysis::AnalysisOptions;
 
 /// setup_*: adds the subcommand to `app`; its callback stores its exit status in `exit_code`.
 void setup_run(CLI::App& app, int& exit_code);

@@ -88,18 +88,6 @@ void CsvWriter::flush() {
   buf_.clear();
 }
 
-void flatten_json(const nlohmann::json& j, const std::string& prefix, std::map<std::string, std::string>& out) {
-  if (j.is_object()) {
-    for (const auto& [k, v] : j.items()) flatten_json(v, prefix.empty() ? k : prefix + "." + k, out);
-  } else if (j.is_string()) {
-    out[prefix] = j.get<std::string>();
-  } else if (j.is_null()) {
-    out[prefix] = "";
-  } else {
-    out[prefix] = j.dump();
-  }
-}
-
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
   namespace fs = std::filesystem;
   fs::path target(path_);

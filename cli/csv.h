@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "experiments/config.h"
+
 namespace htga::cli {
 
 /// A field, quoted when it holds a comma, a quote or a line break.
@@ -18,8 +20,8 @@ std::string csv_number(double v);
 /// One line of fields joined by commas, ending in '\n'.
 std::string csv_line(const std::vector<std::string>& fields);
 
-/// Flattens a JSON object into "a.b" -> text: strings as they are, numbers and lists as JSON.
-void flatten_json(const nlohmann::json& j, const std::string& prefix, std::map<std::string, std::string>& out);
+/// Flattens a JSON object into "a.b" -> text (shared with the analysis's labels).
+using experiments::flatten_json;
 
 /// Builds CSV rows into a buffer and hands it to `sink` in chunks of about `chunk_bytes`, so that
 /// a large export needs constant memory. Call flush() at the end.

@@ -71,4 +71,16 @@ std::string fnv1a_hex(const std::string& text) {
   return buf;
 }
 
+void flatten_json(const json& j, const std::string& prefix, std::map<std::string, std::string>& out) {
+  if (j.is_object()) {
+    for (const auto& [k, v] : j.items()) flatten_json(v, prefix.empty() ? k : prefix + "." + k, out);
+  } else if (j.is_string()) {
+    out[prefix] = j.get<std::string>();
+  } else if (j.is_null()) {
+    out[prefix] = "";
+  } else {
+    out[prefix] = j.dump();
+  }
+}
+
 }  // namespace htga::experiments

@@ -1,9 +1,10 @@
 #pragma once
 // A cell's config, {"dataset": {...}, "model": {...}, "optimizer": {...}, "train": {...},
-// "seed": n}, read against the registries: its key and the settings a person wrote. Registries
-// and JSON only, no LibTorch: the analysis reads configs back from a database with this, and
-// builds without LibTorch.
+// "seed": n}, read against the registries: its key, the settings a person wrote, its settings
+// flattened into columns. Registries and JSON only, no LibTorch: the analysis reads configs
+// back from a database with this, and builds without LibTorch.
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -39,5 +40,9 @@ std::string cell_key(const nlohmann::json& config);
 /// this one stays because the cell keys in every database (and the dataset cache names of
 /// data::fnv1a_hex) were made with it.
 std::string fnv1a_hex(const std::string& text);
+
+/// Flattens a JSON object into "a.b" -> text: strings as they are, null as "", numbers and
+/// lists as JSON.
+void flatten_json(const nlohmann::json& j, const std::string& prefix, std::map<std::string, std::string>& out);
 
 }  // namespace htga::experiments

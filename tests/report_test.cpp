@@ -4,13 +4,13 @@
 #include <fstream>
 #include <sstream>
 
-#include "cli/analysis.h"
 #include "cli/commands.h"
+#include "experiments/analysis/analysis.h"
 #include "storage/query.h"
 #include "storage/store.h"
 #include "test_util.h"
 
-using htga::cli::AnalysisOptions;
+using htga::analysis::AnalysisOptions;
 using htga::cli::ExportOptions;
 using htga::cli::ReportOptions;
 using htga::storage::Store;
@@ -304,7 +304,7 @@ TEST_CASE("report --metric reads a named metric", "[report]") {
   o.metric = "loss";  // lower is better: selection by the lowest validation loss
   o.filter.grids = {"g"};
   o.select = "all";
-  const auto groups = htga::cli::analyse(s, o);
+  const auto groups = htga::analysis::analyse(s, o);
   REQUIRE(groups.size() == 1);
   for (const auto& r : groups[0].rows) {
     if (r.selected && r.optimizer == "sgd-clip") CHECK(r.config["optimizer"]["lr"] == 0.1);  // val loss 0.2 < 0.3

@@ -3,21 +3,22 @@
 // model selection on the validation split and tests against a baseline family.
 //
 // Runs are grouped by dataset config x model config (x main metric). Within a group a
-// configuration is a run's config without its seed, train.device, train.checkpoint_every and
-// train.alpha_graph; a family is an optimizer name. Per family the configuration with the best mean validation
-// metric is selected (configurations with a diverged run rank after those without), and its
-// test metric is reported: selecting on test would report the maximum of noisy estimates.
+// configuration is a run's config without its seed and the settings outside the cell key
+// (ParamSpec::in_key: train.device, ...); a family is an optimizer name. Per family the
+// configuration with the best mean validation metric is selected (configurations with a diverged
+// run rank after those without), and its test metric is reported: selecting on test would
+// report the maximum of noisy estimates.
+//
+// Storage, the registries and JSON only: no LibTorch, no CLI11 (cli/report_format prints it).
 
 #include <cstdint>
-#include <iosfwd>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include "cli/csv.h"
 #include "storage/query.h"
 
-namespace htga::cli {
+namespace htga::analysis {
 
 struct AnalysisOptions {
   std::string compare = "sgd-clip";  // the baseline optimizer family
@@ -66,12 +67,8 @@ std::vector<ReportGroup> analyse(storage::Store& store, const AnalysisOptions& o
 bool lower_is_better(const std::string& metric);
 /// Accuracies, printed as percent points.
 bool is_fraction_metric(const std::string& metric);
+/// A metric value as the report writes it: a fraction in percent points with two decimals,
+/// another value with four significant digits, "-" when not finite; `sign`: always signed.
+std::string format_value(double v, bool fraction, bool sign = false);
 
-/// An aligned text table per group (markdown: pipe tables), summaries and warnings.
-void print_report(const std::vector<ReportGroup>& groups, std::ostream& out, bool markdown);
-/// One CSV row per report row; the config flattened into columns (optimizer.lr, ...).
-void write_report_csv(const std::vector<ReportGroup>& groups, CsvWriter& csv);
-/// An array of row objects; NaN as null.
-nlohmann::json report_json(const std::vector<ReportGroup>& groups);
-
-}  // namespace htga::cli
+}  // namespace htga::analysis

@@ -1,4 +1,4 @@
-#include "cli/analysis.h"
+#include "experiments/analysis/analysis.h"
 
 #include <fmt/format.h>
 
@@ -6,14 +6,13 @@
 #include <cmath>
 #include <limits>
 #include <map>
-#include <ostream>
 #include <set>
 
 #include "experiments/analysis/stats.h"
+#include "experiments/config.h"
 #include "experiments/error.h"
-#include "experiments/grid.h"
 
-namespace htga::cli {
+namespace htga::analysis {
 
 using nlohmann::json;
 
@@ -42,14 +41,12 @@ struct Group {
   std::map<std::string, size_t> index;  // config key -> position
 };
 
-json configuration_of(json cfg) {
-  cfg.erase("seed");
-  if (cfg.contains("train") && cfg["train"].is_object()) {
-    cfg["train"].erase("device");
-    cfg["train"].erase("checkpoint_every");
-    cfg["train"].erase("alpha_graph");
-  }
-  return cfg;
+/// What tells configurations apart: the config without its seed and without the settings that
+/// are not part of the cell key.
+json configuration_of(const json& cfg) {
+  json c = experiments::without_unkeyed(cfg);
+  c.erase("seed");
+  return c;
 }
 
 std::string group_label(const json& cfg, const std::string& dataset, const std::string& model) {
@@ -69,26 +66,7 @@ std::string group_label(const json& cfg, const std::string& dataset, const std::
   return label;
 }
 
-std::string percent_or_value(double v, bool fraction, bool sign = false) {
-  if (!std::isfinite(v)) return "-";
-  if (fraction) return sign ? fmt::format("{:+.2f}", 100 * v) : fmt::format("{:.2f}", 100 * v);
-  return sign ? fmt::format("{:+.4g}", v) : fmt::format("{:.4g}", v);
-}
-
-std::string p_text(double p) {
-  if (!std::isfinite(p)) return "-";
-  if (p < 0.001) return "<0.001";
-  return fmt::format("{:.3f}", p);
-}
-
 std::string p_sentence(double p) { return p < 0.001 ? "p < 0.001" : fmt::format("p = {:.2g}", p); }
-
-std::string time_text(double s) {
-  if (!std::isfinite(s)) return "-";
-  if (s < 60) return fmt::format("{:.1f}s", s);
-  if (s < 3600) return fmt::format("{:.1f}m", s / 60);
-  return fmt::format("{:.1f}h", s / 3600);
-}
 
 std::string unit_of(const std::string& metric) { return is_fraction_metric(metric) ? "points" : metric; }
 
@@ -101,7 +79,7 @@ std::map<std::string, std::string> labels_of(const Group& g) {
     json parts = json::object();
     for (const char* part : {"optimizer", "train"})
       if (c.config.contains(part)) parts[part] = c.config[part];
-    flatten_json(parts, "", f);
+    experiments::flatten_json(parts, "", f);
     f.erase("optimizer.name");
   }
   for (const auto& a : g.configs)
@@ -137,6 +115,12 @@ bool lower_is_better(const std::string& metric) {
 
 bool is_fraction_metric(const std::string& metric) {
   return metric == "acc" || metric == "top5" || metric == "accuracy";
+}
+
+std::string format_value(double v, bool fraction, bool sign) {
+  if (!std::isfinite(v)) return "-";
+  if (fraction) return sign ? fmt::format("{:+.2f}", 100 * v) : fmt::format("{:.2f}", 100 * v);
+  return sign ? fmt::format("{:+.4g}", v) : fmt::format("{:.4g}", v);
 }
 
 std::vector<ReportGroup> analyse(storage::Store& store, const AnalysisOptions& options) {
@@ -343,10 +327,9 @@ std::vector<ReportGroup> analyse(storage::Store& store, const AnalysisOptions& o
         row.summary = fmt::format("{} vs {} on {}: too few finished seeds to say anything ({} and {}; need {}+)",
                                   row.optimizer, options.compare, where, row.n, base->n, kMinSeeds);
       } else {
-        const std::string numbers =
-            fmt::format("{} {} [{}, {}], {}, {}", percent_or_value(row.diff, fraction, true), unit,
-                        percent_or_value(row.diff_ci_low, fraction), percent_or_value(row.diff_ci_high, fraction),
-                        p_sentence(row.p_t), seeds);
+        const std::string numbers = fmt::format("{} {} [{}, {}], {}, {}", format_value(row.diff, fraction, true), unit,
+                                                format_value(row.diff_ci_low, fraction),
+                                                format_value(row.diff_ci_high, fraction), p_sentence(row.p_t), seeds);
         const bool ahead = lower ? row.diff < 0 : row.diff > 0;
         if (row.p_t < kAlpha)
           row.summary = fmt::format("{} {} {} on {} by {}", row.optimizer, ahead ? "beats" : "is worse than",
@@ -369,181 +352,4 @@ std::vector<ReportGroup> analyse(storage::Store& store, const AnalysisOptions& o
   return out;
 }
 
-namespace {
-
-struct TextTable {
-  std::vector<std::string> header;
-  std::string align;  // 'l' or 'r' per column
-  std::vector<std::vector<std::string>> rows;
-
-  void print(std::ostream& out, bool markdown, const std::string& indent) const {
-    std::vector<size_t> width(header.size());
-    for (size_t c = 0; c < header.size(); ++c) {
-      width[c] = header[c].size();
-      for (const auto& r : rows) width[c] = std::max(width[c], r[c].size());
-    }
-    auto line = [&](const std::vector<std::string>& cells) {
-      std::string s = markdown ? "|" : indent;
-      for (size_t c = 0; c < cells.size(); ++c) {
-        const std::string pad(width[c] - cells[c].size(), ' ');
-        const std::string cell = align[c] == 'r' ? pad + cells[c] : cells[c] + pad;
-        s += markdown ? " " + cell + " |" : (c ? "  " : "") + cell;
-      }
-      while (!markdown && !s.empty() && s.back() == ' ') s.pop_back();
-      out << s << "\n";
-    };
-    line(header);
-    if (markdown) {
-      std::string s = "|";
-      for (size_t c = 0; c < header.size(); ++c)
-        s += " " + (align[c] == 'r' ? std::string(width[c] - 1, '-') + ":" : std::string(width[c], '-')) + " |";
-      out << s << "\n";
-    }
-    for (const auto& r : rows) line(r);
-  }
-};
-
-std::string escape_markdown(std::string s) {
-  std::string out;
-  for (char c : s) out += c == '|' ? std::string("\\|") : std::string(1, c);
-  return out;
-}
-
-}  // namespace
-
-void print_report(const std::vector<ReportGroup>& groups, std::ostream& out, bool markdown) {
-  for (const auto& g : groups) {
-    const bool fraction = is_fraction_metric(g.metric);
-    const std::string unit = fraction ? " (%)" : "";
-    const ReportRow* base = nullptr;
-    for (const auto& r : g.rows)
-      if (r.baseline) base = &r;
-    const std::string selected_by = g.rows.empty() ? "val" : g.rows.front().selected_by;
-    if (markdown)
-      out << "### " << escape_markdown(g.label) << "\n\n";
-    else
-      out << g.label << "\n";
-    out << (markdown ? "" : "  ")
-        << fmt::format("test {}{} of each optimizer's configuration with the best mean {} {}; baseline: {}\n", g.metric,
-                       unit, selected_by == "val" ? "validation" : "TEST", g.metric,
-                       base ? base->optimizer + " " + base->label : "none");
-    if (markdown) out << "\n";
-    TextTable t;
-    t.header = {"optimizer", "config", "n",      "div",   selected_by == "val" ? "val" : "sel(test)",
-                "test",      "sd",     "95% CI", "diff",  "diff 95% CI",
-                "p (t)",     "p (W)",  "gap",    "alpha", "time"};
-    t.align = "llrrrrrlrlrrrrr";
-    for (const auto& r : g.rows) {
-      std::string name = r.optimizer;
-      if (r.selected && g.rows.size() > 1 && std::count_if(g.rows.begin(), g.rows.end(), [&](const ReportRow& o) {
-                                               return o.optimizer == r.optimizer;
-                                             }) > 1)
-        name = "*" + name;
-      const std::string ci = std::isfinite(r.ci_low) ? fmt::format("[{}, {}]", percent_or_value(r.ci_low, fraction),
-                                                                   percent_or_value(r.ci_high, fraction))
-                                                     : "-";
-      const std::string dci = std::isfinite(r.diff_ci_low)
-                                  ? fmt::format("[{}, {}]", percent_or_value(r.diff_ci_low, fraction, true),
-                                                percent_or_value(r.diff_ci_high, fraction, true))
-                                  : "-";
-      std::string diff = r.baseline ? "baseline" : percent_or_value(r.diff, fraction, true);
-      if (r.diff_test == "welch") diff += " (Welch)";
-      t.rows.push_back(
-          {markdown ? escape_markdown(name) : name, markdown ? escape_markdown(r.label) : r.label,
-           fmt::format("{}/{}", r.n, r.runs), std::to_string(r.diverged), percent_or_value(r.val_mean, fraction),
-           percent_or_value(r.mean, fraction), percent_or_value(r.std, fraction), ci, diff, dci, p_text(r.p_t),
-           p_text(r.p_wilcoxon), percent_or_value(r.gen_gap, true),
-           std::isfinite(r.alpha_hat_median) ? fmt::format("{:.2f}", r.alpha_hat_median) : "-", time_text(r.time_s)});
-    }
-    t.print(out, markdown, "  ");
-    if (markdown) out << "\n";
-    for (const auto& s : g.summaries) out << (markdown ? "- " : "  ") << s << "\n";
-    for (const auto& w : g.warnings) out << (markdown ? "- **warning:** " : "  warning: ") << w << "\n";
-    out << "\n";
-  }
-  const std::string legend =
-      "n: finished/all runs; div: diverged; val: mean validation metric (the selection); test: mean test metric, "
-      "sd across seeds, 95% CI (Student t); diff: minus the baseline, paired by seed (or Welch, unpaired), "
-      "p (t): t-test, p (W): Wilcoxon signed-rank (exact up to 25 pairs); gap: train - test accuracy; alpha: "
-      "median alpha_hat over the last 10% of steps; time: per run; *: selected in --select all";
-  out << (markdown ? "_" + legend + "_" : legend) << "\n";
-}
-
-void write_report_csv(const std::vector<ReportGroup>& groups, CsvWriter& csv) {
-  std::set<std::string> config_columns;
-  std::vector<std::map<std::string, std::string>> flat;
-  for (const auto& g : groups)
-    for (const auto& r : g.rows) {
-      flat.emplace_back();
-      flatten_json(r.config, "", flat.back());
-      for (const auto& [k, v] : flat.back()) config_columns.insert(k);
-    }
-  std::vector<std::string> header{
-      "group",    "dataset",     "model",  "optimizer",  "label",    "metric",           "selected",
-      "baseline", "selected_by", "runs",   "n",          "diverged", "failed",           "val_mean",
-      "mean",     "std",         "ci_low", "ci_high",    "diff",     "diff_ci_low",      "diff_ci_high",
-      "n_pairs",  "diff_test",   "p_t",    "p_wilcoxon", "gen_gap",  "alpha_hat_median", "time_s"};
-  header.insert(header.end(), config_columns.begin(), config_columns.end());
-  csv.row(header);
-  size_t i = 0;
-  for (const auto& g : groups)
-    for (const auto& r : g.rows) {
-      csv.field(r.group).field(r.dataset).field(r.model).field(r.optimizer).field(r.label).field(r.metric);
-      csv.integer(r.selected).integer(r.baseline).field(r.selected_by);
-      csv.integer(r.runs).integer(r.n).integer(r.diverged).integer(r.failed);
-      csv.number(r.val_mean).number(r.mean).number(r.std).number(r.ci_low).number(r.ci_high);
-      csv.number(r.diff).number(r.diff_ci_low).number(r.diff_ci_high).integer(r.n_pairs).field(r.diff_test);
-      csv.number(r.p_t).number(r.p_wilcoxon).number(r.gen_gap).number(r.alpha_hat_median).number(r.time_s);
-      const auto& f = flat[i++];
-      for (const auto& c : config_columns) {
-        auto it = f.find(c);
-        csv.field(it == f.end() ? "" : it->second);
-      }
-      csv.end_row();
-    }
-}
-
-json report_json(const std::vector<ReportGroup>& groups) {
-  auto num = [](double v) { return std::isfinite(v) ? json(v) : json(nullptr); };
-  json out = json::array();
-  for (const auto& g : groups)
-    for (const auto& r : g.rows) {
-      json values = json::array();
-      for (double v : r.test) values.push_back(num(v));
-      out.push_back({{"group", r.group},
-                     {"dataset", r.dataset},
-                     {"model", r.model},
-                     {"optimizer", r.optimizer},
-                     {"config", r.config},
-                     {"label", r.label},
-                     {"metric", r.metric},
-                     {"selected", r.selected},
-                     {"baseline", r.baseline},
-                     {"selected_by", r.selected_by},
-                     {"runs", r.runs},
-                     {"n", r.n},
-                     {"diverged", r.diverged},
-                     {"failed", r.failed},
-                     {"seeds", r.seeds},
-                     {"test_values", values},
-                     {"val_mean", num(r.val_mean)},
-                     {"mean", num(r.mean)},
-                     {"std", num(r.std)},
-                     {"ci_low", num(r.ci_low)},
-                     {"ci_high", num(r.ci_high)},
-                     {"diff", num(r.diff)},
-                     {"diff_ci_low", num(r.diff_ci_low)},
-                     {"diff_ci_high", num(r.diff_ci_high)},
-                     {"n_pairs", r.n_pairs},
-                     {"diff_test", r.diff_test.empty() ? json(nullptr) : json(r.diff_test)},
-                     {"p_t", num(r.p_t)},
-                     {"p_wilcoxon", num(r.p_wilcoxon)},
-                     {"gen_gap", num(r.gen_gap)},
-                     {"alpha_hat_median", num(r.alpha_hat_median)},
-                     {"time_s", num(r.time_s)},
-                     {"summary", r.summary.empty() ? json(nullptr) : json(r.summary)}});
-    }
-  return out;
-}
-
-}  // namespace htga::cli
+}  // namespace htga::analysis
