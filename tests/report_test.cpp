@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "experiments/error.h"
 #include "report_db.h"
 #include "storage/store.h"
 #include "test_util.h"
@@ -12,6 +13,7 @@
 using htga::cli::ExportOptions;
 using htga::cli::ReportOptions;
 using htga::test::Db;
+using htga::test::htga_cmd;
 using htga::test::TempDir;
 using nlohmann::json;
 
@@ -118,6 +120,35 @@ TEST_CASE("report tables: aligned text, markdown and CSV", "[report]") {
   bad.db_path = db.dir.file("none.db");
   std::ostringstream out;
   CHECK_THROWS_WITH(htga::cli::run_report(bad, out), Catch::Contains("no such database"));
+}
+
+TEST_CASE("report: unknown names exit with code 2 and list the valid ones", "[report]") {
+  Db db;
+  ReportOptions o;
+  o.db_path = db.path;
+  o.format = "html";
+  std::ostringstream out;
+  CHECK_THROWS_AS(htga::cli::run_report(o, out), htga::InputError);
+  CHECK_THROWS_WITH(htga::cli::run_report(o, out),
+                    "report: unknown format \"html\"; valid: table, markdown, csv, json");
+  CHECK(out.str().empty());
+
+  // The binary: exit code 2 and the valid values, never an empty table with exit code 0.
+  const std::string report = "report --db " + db.path;
+  auto r = htga_cmd(report + " --metric f2", db.dir);
+  CHECK(r.code == 2);
+  CHECK(r.out.find("--metric \"f2\": no run that matches has that metric; valid: acc, loss, mcc") != std::string::npos);
+  r = htga_cmd(report + " --compare adam", db.dir);
+  CHECK(r.code == 2);
+  CHECK(r.out.find("valid: htga, sgd-clip") != std::string::npos);
+  r = htga_cmd(report + " --format html", db.dir);  // CLI11's check: "html not in {table,markdown,csv,json}"
+  CHECK(r.code == 2);
+  CHECK(r.out.find("table,markdown,csv,json") != std::string::npos);
+  r = htga_cmd(report + " --select first", db.dir);
+  CHECK(r.code == 2);
+  CHECK(r.out.find("best,all") != std::string::npos);
+  r = htga_cmd(report + " --metric mcc --format csv", db.dir);
+  CHECK(r.code == 0);
 }
 
 TEST_CASE("export: tidy CSV with filters, to stdout or a file", "[report]") {

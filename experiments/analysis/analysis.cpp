@@ -107,6 +107,14 @@ std::map<std::string, std::string> labels_of(const Group& g) {
 
 bool better(double a, double b, bool lower) { return lower ? a < b : a > b; }
 
+/// "a, b, c".
+template <typename Names>
+std::string joined(const Names& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
 }  // namespace
 
 bool lower_is_better(const std::string& metric) {
@@ -123,19 +131,38 @@ std::string format_value(double v, bool fraction, bool sign) {
   return sign ? fmt::format("{:+.4g}", v) : fmt::format("{:.4g}", v);
 }
 
+std::vector<std::string> metrics_present(storage::Store& store, const std::vector<storage::RunRecord>& runs) {
+  std::set<std::string> names;
+  std::vector<int64_t> ids;
+  for (const auto& r : runs) {
+    if (!r.metric.empty()) names.insert(r.metric);
+    ids.push_back(r.id);
+  }
+  storage::for_each_eval(store.database(), ids, [&](int64_t, const storage::EvalRow& e) {
+    if (std::isfinite(e.loss)) names.insert("loss");
+    if (std::isfinite(e.acc)) names.insert("acc");
+    if (std::isfinite(e.top5)) names.insert("top5");
+  });
+  for (auto& n : storage::metric_names(store.database(), ids)) names.insert(std::move(n));
+  return {names.begin(), names.end()};
+}
+
 std::vector<ReportGroup> analyse(storage::Store& store, const AnalysisOptions& options) {
   if (options.select != "best" && options.select != "all")
-    throw InputError("report: --select \"" + options.select + "\": valid: best, all");
+    throw InputError("--select \"" + options.select + "\": unknown selection; valid: best, all");
   auto& db = store.database();
   const auto runs = storage::select_runs(store, options.filter);
   if (runs.empty()) throw InputError(store.path() + ": no runs match (check --grid, --dataset, --model, --optimizer)");
   std::set<std::string> families;
   for (const auto& r : runs) families.insert(r.optimizer);
-  if (!families.count(options.compare)) {
-    std::string have;
-    for (const auto& n : families) have += (have.empty() ? "" : ", ") + n;
-    throw InputError(store.path() + ": --compare " + options.compare +
-                     ": no runs of that optimizer; the database has: " + have);
+  if (!families.count(options.compare))
+    throw InputError(store.path() + ": --compare \"" + options.compare +
+                     "\": no runs of that optimizer match; valid: " + joined(families));
+  if (!options.metric.empty()) {
+    const auto present = metrics_present(store, runs);
+    if (std::find(present.begin(), present.end(), options.metric) == present.end())
+      throw InputError(store.path() + ": --metric \"" + options.metric +
+                       "\": no run that matches has that metric; valid: " + joined(present));
   }
 
   std::map<std::string, Group> groups;

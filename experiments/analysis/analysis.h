@@ -60,8 +60,14 @@ struct ReportGroup {
   std::vector<std::string> summaries, warnings;
 };
 
-/// Builds the report. Throws InputError when no run matches or the baseline family has no run.
+/// Builds the report. Throws InputError, with the valid values, for a `select` other than best
+/// or all, when no run matches, for a baseline family (`compare`) no matching run has, and for
+/// a `metric` no matching run has.
 std::vector<ReportGroup> analyse(storage::Store& store, const AnalysisOptions& options);
+
+/// The metrics some of the runs have, sorted: their main metrics, the evaluated loss, acc and
+/// top5 where a value is stored, and the named metrics (mcc, f1, ...).
+std::vector<std::string> metrics_present(storage::Store& store, const std::vector<storage::RunRecord>& runs);
 
 /// Loss and perplexity are better when lower; every other metric when higher.
 bool lower_is_better(const std::string& metric);

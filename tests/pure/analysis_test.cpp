@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "experiments/error.h"
 #include "report_db.h"
 #include "storage/query.h"
 #include "storage/store.h"
@@ -174,6 +175,47 @@ TEST_CASE("another metric: a named one, or the loss, where lower is better", "[a
   CHECK(htga::analysis::format_value(0.0312, /*fraction=*/true, /*sign=*/true) == "+3.12");
   CHECK(htga::analysis::format_value(2.345678, /*fraction=*/false) == "2.346");
   CHECK(htga::analysis::format_value(NAN, /*fraction=*/true) == "-");
+}
+
+TEST_CASE("an unknown metric, family or selection is an error that lists the valid ones", "[analysis]") {
+  // Not an empty table: these used to print one row of dashes per configuration.
+  Db db;
+  Store s(db.path);
+  auto error_of = [&](const AnalysisOptions& o) -> std::string {
+    try {
+      analyse(s, o);
+    } catch (const htga::InputError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  CHECK(htga::analysis::metrics_present(s, htga::storage::select_runs(s, {})) ==
+        std::vector<std::string>{"acc", "loss", "mcc"});  // top5: a column, but never measured
+
+  AnalysisOptions o;
+  o.metric = "f2";
+  CHECK(error_of(o) == db.path + ": --metric \"f2\": no run that matches has that metric; valid: acc, loss, mcc");
+  o.metric = "top5";
+  CHECK(error_of(o) == db.path + ": --metric \"top5\": no run that matches has that metric; valid: acc, loss, mcc");
+  o.metric = "mcc";
+  CHECK(error_of(o).empty());
+  o.filter.grids = {"c"};  // mcc: only a run of grid g has it
+  CHECK(error_of(o) == db.path + ": --metric \"mcc\": no run that matches has that metric; valid: acc, loss");
+
+  o = AnalysisOptions{};
+  o.compare = "adam";
+  CHECK(error_of(o) == db.path + ": --compare \"adam\": no runs of that optimizer match; valid: htga, sgd-clip");
+  o.filter.grids = {"c"};
+  o.compare = "htga";
+  CHECK(error_of(o).empty());
+
+  o = AnalysisOptions{};
+  o.select = "first";
+  CHECK(error_of(o) == "--select \"first\": unknown selection; valid: best, all");
+
+  o = AnalysisOptions{};
+  o.filter.datasets = {"cifar100"};
+  CHECK(error_of(o) == db.path + ": no runs match (check --grid, --dataset, --model, --optimizer)");
 }
 
 TEST_CASE("the analysis and everything it includes build without LibTorch and CLI11", "[analysis]") {
