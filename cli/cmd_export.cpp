@@ -12,12 +12,14 @@
 #include "cli/csv.h"
 #include "cli/report_format.h"
 #include "experiments/error.h"
+#include "storage/paths.h"
 #include "storage/query.h"
 #include "storage/store.h"
 
 namespace htga::cli {
 
 void require_database(const std::string& path) {
+  storage::check_database_path(path);  // '', :memory:, a folder, /dev/null: bad input, named
   if (!std::filesystem::is_regular_file(path))
     throw InputError(path + ": no such database (run a grid first, or pass --db)");
 }
@@ -184,9 +186,19 @@ long run_export(const ExportOptions& options, std::ostream& stdout_stream) {
   if (!kTables.count(options.what))
     throw InputError("export: unknown table \"" + options.what + "\"; valid: steps, evals, runs, alpha, summary");
   require_database(options.db_path);
-  storage::Store store(options.db_path);
   const bool to_stdout = options.out == "-";
   const std::string out_path = options.out.empty() ? "results/" + options.what + ".csv" : options.out;
+  if (!to_stdout) {
+    // Before anything is opened or written: the CSV must not replace the database.
+    storage::check_output_path(out_path, {options.db_path});
+    if (std::filesystem::is_directory(out_path))
+      throw InputError(out_path + ": is a folder; --out names the CSV file to write");
+  }
+  storage::Store store(options.db_path, storage::Store::Mode::kReadOnly);
+  // A run whose stored config is damaged is named and left out where its config is read.
+  auto warn = [&](const storage::RunRecord& r, const std::string& why) {
+    std::cerr << "htga: warning: " << options.db_path << ": run " << r.id << " skipped: " << why << std::endl;
+  };
   std::unique_ptr<AtomicFile> file;
   if (!to_stdout) file = std::make_unique<AtomicFile>(out_path);
   CsvWriter csv([&](const std::string& text) {
@@ -201,7 +213,9 @@ long run_export(const ExportOptions& options, std::ostream& stdout_stream) {
     a.filter = options.filter;
     write_report_csv(analyse(store, a), csv);
   } else {
-    const auto runs = storage::select_runs(store, options.filter);
+    const bool needs_config = options.what == "runs" || options.with_config;
+    const auto runs =
+        needs_config ? storage::select_runs(store, options.filter, warn) : storage::select_runs(store, options.filter);
     std::vector<int64_t> ids;
     for (const auto& r : runs) ids.push_back(r.id);
     const RunColumns extra(options.with_config && options.what != "runs", runs);

@@ -9,8 +9,9 @@
 namespace htga::cli {
 
 int run_merge(const std::string& out_path, const std::vector<std::string>& inputs, std::ostream& out) {
-  storage::Store store(out_path);
-  auto stats = storage::merge_databases(store, inputs);
+  // Every path, input and conflict is checked before OUT is created or changed; inputs are only
+  // read.
+  auto stats = storage::merge_into(out_path, inputs);
   for (size_t i = 0; i < inputs.size(); ++i)
     out << fmt::format("{}: {} added, {} replaced an unfinished run, {} already there, {} kept the output's run",
                        inputs[i], stats[i].added, stats[i].replaced, stats[i].identical, stats[i].kept)
@@ -26,7 +27,7 @@ void setup_merge(CLI::App& app, int& exit_code) {
   auto out = std::make_shared<std::string>();
   auto inputs = std::make_shared<std::vector<std::string>>();
   cmd->add_option("out", *out, "Output database (created if missing)")->required();
-  cmd->add_option("inputs", *inputs, "Databases to merge into it")->required();
+  cmd->add_option("inputs", *inputs, "Databases to merge into it (read only, never changed)")->required();
   cmd->callback([out, inputs, &exit_code] { exit_code = run_merge(*out, *inputs, std::cout); });
 }
 

@@ -51,26 +51,40 @@ std::string value_text(double v, const std::string& metric) {
   return analysis::is_fraction_metric(metric) ? fmt::format("{:.2f}%", 100 * v) : fmt::format("{:.4g}", v);
 }
 
+/// The optimizer object of a config, or an empty object when it has none (or not an object).
+json optimizer_of(const json& cfg) {
+  auto it = cfg.find("optimizer");
+  return it != cfg.end() && it->is_object() ? *it : json::object();
+}
+
+/// Text of a JSON value in a table or a message: invalid UTF-8 replaced, never thrown.
+std::string text_of(const json& v) { return v.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 /// The learning rate and the optimizer's other parameters that are not at their defaults:
-/// "lr=0.1 beta=1".
-std::string optimizer_params(const std::string& config_json) {
-  json cfg = json::parse(config_json);
-  const json lr = cfg.value("optimizer", json::object()).value("lr", json());
+/// "lr=0.1 beta=1". `cfg` is a JSON object (the run's config, see storage::config_problem).
+std::string optimizer_params(json cfg) {
+  const json lr = optimizer_of(cfg).value("lr", json());
   try {
     cfg = experiments::without_defaults(cfg);
   } catch (const std::exception&) {
   }
-  std::string out = lr.is_null() ? "" : "lr=" + lr.dump();
-  const json opt = cfg.value("optimizer", json::object());  // kept: items() refers into it
+  std::string out = lr.is_null() ? "" : "lr=" + text_of(lr);
+  const json opt = optimizer_of(cfg);  // kept: items() refers into it
   for (const auto& [k, v] : opt.items())
     if (k != "name" && k != "lr")
-      out += (out.empty() ? "" : " ") + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+      out += (out.empty() ? "" : " ") + k + "=" + (v.is_string() ? v.get<std::string>() : text_of(v));
   return out;
+}
+
+/// The run's config, or null when it is damaged (storage::config_problem says why).
+json config_of(const storage::RunRecord& r) {
+  return storage::config_problem(r).empty() ? json::parse(r.config_json) : json();
 }
 
 json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 
-json run_json(const storage::RunRecord& r) {
+/// `config`: the parsed config (null when damaged).
+json run_json(const storage::RunRecord& r, const json& config) {
   return {{"id", r.id},
           {"cell_key", r.cell_key},
           {"grid", r.grid},
@@ -80,7 +94,7 @@ json run_json(const storage::RunRecord& r) {
           {"model", r.model},
           {"optimizer", r.optimizer},
           {"seed", r.seed},
-          {"config", json::parse(r.config_json)},
+          {"config", config},
           {"device", r.device},
           {"host", r.host},
           {"pid", r.pid},
@@ -110,20 +124,24 @@ void run_runs(const RunsOptions& options, std::ostream& out) {
   if (options.format != "table" && options.format != "json")
     throw InputError("runs: unknown format \"" + options.format + "\"; valid: table, json");
   require_database(options.db_path);
-  storage::Store store(options.db_path);
-  const auto runs = storage::select_runs(store, options.filter);
+  storage::Store store(options.db_path, storage::Store::Mode::kReadOnly);
+  // A run whose stored config is damaged is named and left out: the others are listed.
+  const auto runs =
+      storage::select_runs(store, options.filter, [&](const storage::RunRecord& r, const std::string& why) {
+        std::cerr << "htga: warning: " << options.db_path << ": run " << r.id << " skipped: " << why << std::endl;
+      });
   if (options.format == "json") {
     json a = json::array();
-    for (const auto& r : runs) a.push_back(run_json(r));
-    out << a.dump(2) << "\n";
+    for (const auto& r : runs) a.push_back(run_json(r, json::parse(r.config_json)));
+    out << a.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
     return;
   }
   std::vector<std::vector<std::string>> rows{{"id", "status", "grid", "dataset/model", "optimizer", "params", "seed",
                                               "val", "test", "steps", "time", "last seen"}};
   for (const auto& r : runs) {
     rows.push_back({std::to_string(r.id), r.status, r.grid, r.dataset + "/" + r.model, r.optimizer,
-                    optimizer_params(r.config_json), std::to_string(r.seed), value_text(r.val_metric, r.metric),
-                    value_text(r.test_metric, r.metric), std::to_string(r.steps),
+                    optimizer_params(json::parse(r.config_json)), std::to_string(r.seed),
+                    value_text(r.val_metric, r.metric), value_text(r.test_metric, r.metric), std::to_string(r.steps),
                     std::isfinite(r.train_time_s) ? fmt::format("{:.1f}s", r.train_time_s) : "-",
                     age_of(r.heartbeat_at)});
   }
@@ -149,18 +167,27 @@ void run_runs(const RunsOptions& options, std::ostream& out) {
 
 void run_show(const ShowOptions& options, std::ostream& out) {
   require_database(options.db_path);
-  storage::Store store(options.db_path);
+  storage::Store store(options.db_path, storage::Store::Mode::kReadOnly);
   const auto run = store.run(options.run_id);
   if (!run)
     throw InputError(options.db_path + ": no run with id " + std::to_string(options.run_id) + " (see htga runs)");
   const auto& r = *run;
+  // A damaged config is shown as the text it is, with a warning; everything else as usual.
+  const std::string damage = storage::config_problem(r);
+  if (!damage.empty())
+    std::cerr << "htga: warning: " << options.db_path << ": run " << r.id << ": " << damage << std::endl;
+  const json config = config_of(r);
   auto& db = store.database();
   const auto evals = store.evals(r.id);
   const auto metrics = store.metrics(r.id);
   const auto steps = storage::step_stats(db, r.id);
   const double alpha = storage::tail_alpha_median(db, r.id);
   if (options.json) {
-    json j = run_json(r);
+    json j = run_json(r, config);
+    if (!damage.empty()) {
+      j["config_error"] = damage;
+      j["config_text"] = r.config_json;
+    }
     json ev = json::array();
     for (const auto& e : evals)
       ev.push_back({{"epoch", e.epoch},
@@ -177,7 +204,7 @@ void run_show(const ShowOptions& options, std::ostream& out) {
     j["metrics"] = me;
     j["step_rows"] = steps.rows;
     j["alpha_hat_median_last10"] = num(alpha);
-    out << j.dump(2) << "\n";
+    out << j.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
     return;
   }
   auto field = [&](const std::string& name, const std::string& value) {
@@ -186,8 +213,8 @@ void run_show(const ShowOptions& options, std::ostream& out) {
   field("run", fmt::format("{}  (grid {}, cell {})", r.id, r.grid, r.cell_key));
   field("status", r.status);
   if (!r.error.empty()) field("error", r.error);
-  field("what",
-        fmt::format("{}/{}  {} {}  seed {}", r.dataset, r.model, r.optimizer, optimizer_params(r.config_json), r.seed));
+  field("what", fmt::format("{}/{}  {} {}  seed {}", r.dataset, r.model, r.optimizer,
+                            config.is_object() ? optimizer_params(config) : std::string("(config damaged)"), r.seed));
   field("started", time_of(r.started_at));
   if (std::isfinite(r.finished_at) && r.finished_at > 0) field("finished", time_of(r.finished_at));
   field("heartbeat", std::isfinite(r.heartbeat_at) ? time_of(r.heartbeat_at) + " (" + age_of(r.heartbeat_at) + ")"
@@ -208,7 +235,10 @@ void run_show(const ShowOptions& options, std::ostream& out) {
   field("checkpoint", r.checkpoint.empty() ? std::string("none")
                                            : fmt::format("{} (after epoch {}, step {})", r.checkpoint,
                                                          r.checkpoint_epoch, r.checkpoint_step));
-  out << "config\n" << json::parse(r.config_json).dump(2) << "\n";
+  if (damage.empty())
+    out << "config\n" << config.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+  else
+    out << "config (damaged: " << damage << ")\n" << r.config_json << "\n";
   if (!evals.empty()) {
     out << "evaluations\n";
     out << fmt::format("  {:>5}  {:<8} {:>8} {:>9} {:>9} {:>8}  {}\n", "epoch", "split", "step", "loss", "acc", "top5",

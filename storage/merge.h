@@ -19,8 +19,15 @@ struct MergeStats {
 /// Copies the runs of each input database (with their steps, evaluations, metrics and per-layer
 /// rows) into `out`, deduplicated by cell key: a finished or diverged run wins over one that did
 /// not finish; two results for one cell must agree (status, steps, test metric), else nothing is
-/// written and OpenError names the cell and both files. Each input is opened as a Store first
-/// (so an older one is upgraded, a foreign one refused).
+/// written and OpenError names the cell and both files. Inputs are opened read-only
+/// (Store::Mode::kReadOnly) and never change: an older one is read through a migrated temporary
+/// copy, a foreign one is refused. An input that is `out` itself is refused.
 std::vector<MergeStats> merge_databases(Store& out, const std::vector<std::string>& inputs);
+
+/// `htga merge`: checks every path, opens and checks every input, and checks for conflicts with
+/// `out_path` (read-only, when it exists) before anything is written. A new output is built
+/// under a temporary name beside it and renamed into place when complete, so that a refused or
+/// failed merge leaves no output file behind; an existing one gets one transaction per input.
+std::vector<MergeStats> merge_into(const std::string& out_path, const std::vector<std::string>& inputs);
 
 }  // namespace htga::storage

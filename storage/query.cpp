@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <nlohmann/json.hpp>
 
 namespace htga::storage {
 
@@ -27,6 +28,34 @@ std::vector<RunRecord> select_runs(Store& store, const RunFilter& filter) {
   std::vector<RunRecord> out;
   for (auto& r : store.runs())
     if (filter.matches(r)) out.push_back(std::move(r));
+  return out;
+}
+
+std::string config_problem(const RunRecord& run) {
+  // The same parser every reader of the config uses: what passes here parses there.
+  nlohmann::json cfg;
+  try {
+    cfg = nlohmann::json::parse(run.config_json);
+  } catch (const nlohmann::json::exception& e) {
+    std::string why = e.what();
+    const auto bracket = why.find("] ");  // "[json.exception.parse_error.101] parse error at ..."
+    if (why.rfind("[json.", 0) == 0 && bracket != std::string::npos) why = why.substr(bracket + 2);
+    return "its stored config is not valid JSON (" + why + ")";
+  }
+  if (!cfg.is_object()) return std::string("its stored config is not a JSON object (") + cfg.type_name() + ")";
+  return "";
+}
+
+std::vector<RunRecord> select_runs(Store& store, const RunFilter& filter,
+                                   const std::function<void(const RunRecord&, const std::string&)>& on_damaged) {
+  std::vector<RunRecord> out;
+  for (auto& r : select_runs(store, filter)) {
+    const std::string why = config_problem(r);
+    if (why.empty())
+      out.push_back(std::move(r));
+    else if (on_damaged)
+      on_damaged(r, why);
+  }
   return out;
 }
 

@@ -27,6 +27,15 @@ struct RunFilter {
 /// The runs that match, in id order.
 std::vector<RunRecord> select_runs(Store& store, const RunFilter& filter);
 
+/// Why a run's stored config cannot be read: "" when it is a JSON object, else a short reason
+/// ("not valid JSON: ..."). A damaged row of one run must not stop a command that reads many.
+std::string config_problem(const RunRecord& run);
+
+/// The runs that match and whose config can be read, in id order. Each match left out is given
+/// to `on_damaged(run, why)` (e.g. to warn: "run 7: ...; skipped").
+std::vector<RunRecord> select_runs(Store& store, const RunFilter& filter,
+                                   const std::function<void(const RunRecord&, const std::string&)>& on_damaged);
+
 /// Calls `fn(run_id, row)` for each step of the given runs, in the order of `run_ids`, then step.
 void for_each_step(Database& db, const std::vector<int64_t>& run_ids,
                    const std::function<void(int64_t, const StepRow&)>& fn);

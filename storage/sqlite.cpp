@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 
@@ -14,23 +15,72 @@ std::string describe(sqlite3* db, int rc) {
 }
 }  // namespace
 
-Database::Database(const std::string& path) : path_(path) {
-  namespace fs = std::filesystem;
-  fs::path parent = fs::path(path).parent_path();
-  if (!parent.empty()) {
-    std::error_code ec;
-    fs::create_directories(parent, ec);
-    if (ec) throw OpenError(path + ": cannot create folder " + parent.string() + ": " + ec.message());
+std::string file_uri(const std::string& path, const std::string& query) {
+  std::error_code ec;
+  std::string abs = std::filesystem::absolute(path, ec).string();
+  if (ec) abs = path;
+  // RFC 3986 unreserved characters and '/' stay; everything else ('?', '#', '%', spaces, bytes
+  // of UTF-8) is escaped, so that no part of a path reads as a URI parameter.
+  std::string uri = "file://";
+  static const char* kHex = "0123456789ABCDEF";
+  for (unsigned char c : abs) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '/') {
+      uri += static_cast<char>(c);
+    } else {
+      uri += '%';
+      uri += kHex[c >> 4];
+      uri += kHex[c & 15];
+    }
   }
-  int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  if (!query.empty()) uri += "?" + query;
+  return uri;
+}
+
+Database::Database(const std::string& path, Access access, const std::string& name)
+    : path_(name.empty() ? path : name) {
+  namespace fs = std::filesystem;
+  int flags = SQLITE_OPEN_URI;
+  if (path == ":memory:") {
+    uri_ = path;
+    flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  } else if (access == Access::kReadWrite) {
+    fs::path parent = fs::path(path).parent_path();
+    if (!parent.empty()) {
+      std::error_code ec;
+      fs::create_directories(parent, ec);
+      if (ec) throw OpenError(path_ + ": cannot create folder " + parent.string() + ": " + ec.message());
+    }
+    uri_ = file_uri(path);
+    flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  } else {
+    uri_ = file_uri(path, access == Access::kImmutable ? "mode=ro&immutable=1" : "mode=ro");
+    flags |= SQLITE_OPEN_READONLY;
+  }
+  int rc = sqlite3_open_v2(uri_.c_str(), &db_, flags, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = describe(db_, rc);
     sqlite3_close(db_);
     db_ = nullptr;
-    throw OpenError(path + ": cannot open database: " + msg);
+    throw OpenError(path_ + ": cannot open database: " + msg);
   }
   sqlite3_extended_result_codes(db_, 1);
   sqlite3_busy_timeout(db_, 10000);
+}
+
+Database::Database(Database&& other) noexcept
+    : path_(std::move(other.path_)), uri_(std::move(other.uri_)), db_(other.db_) {
+  other.db_ = nullptr;
+}
+
+Database& Database::operator=(Database&& other) noexcept {
+  if (this != &other) {
+    if (db_) sqlite3_close_v2(db_);
+    path_ = std::move(other.path_);
+    uri_ = std::move(other.uri_);
+    db_ = other.db_;
+    other.db_ = nullptr;
+  }
+  return *this;
 }
 
 Database::~Database() {
@@ -116,6 +166,14 @@ Transaction::~Transaction() {
 void Transaction::commit() {
   db_.exec("COMMIT");
   done_ = true;
+}
+
+ReadTransaction::ReadTransaction(Database& db) : db_(db) { db_.exec("BEGIN"); }
+ReadTransaction::~ReadTransaction() {
+  try {
+    db_.exec("COMMIT");
+  } catch (...) {
+  }
 }
 
 }  // namespace htga::storage

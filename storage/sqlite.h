@@ -30,25 +30,44 @@ class OpenError : public std::invalid_argument {
 
 class Database {
  public:
-  /// Opens (creating if needed) the database at `path`; creates missing parent folders.
-  explicit Database(const std::string& path);
+  /// How a file is opened. Every file is opened through a URI built from its absolute path, so
+  /// that no user path is read as one of SQLite's special names or URI parameters.
+  enum class Access {
+    kReadWrite,  // read and write; the file and its parent folders are created if missing
+    kReadOnly,   // SQLite's mode=ro: the file is never written (a WAL database may get -wal/-shm)
+    kImmutable,  // immutable=1: no locks, no -wal/-shm; only for a file nothing can change (a
+                 // read-only folder that holds no -wal file)
+  };
+  /// Opens the database at `path` (":memory:": a private in-memory database). `name`, when
+  /// given, is what messages call it (default: `path`).
+  explicit Database(const std::string& path, Access access = Access::kReadWrite, const std::string& name = "");
   ~Database();
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
+  /// Moving is for construction only: no Statement may refer to either side.
+  Database(Database&& other) noexcept;
+  Database& operator=(Database&& other) noexcept;
 
   /// Runs SQL text without results (schema, pragmas). Never used with user values.
   void exec(const char* sql);
   int64_t last_insert_rowid() const;
   int changes() const;
+  /// The name messages use (the path the user gave).
   const std::string& path() const { return path_; }
+  /// The URI SQLite opened, with its mode: for ATTACH of this file with the same access.
+  const std::string& uri() const { return uri_; }
   sqlite3* handle() const { return db_; }
   /// Throws Error with the connection's current message if rc is not OK/ROW/DONE.
   void check(int rc, const char* what) const;
 
  private:
-  std::string path_;
+  std::string path_, uri_;
   sqlite3* db_ = nullptr;
 };
+
+/// The SQLite URI of a file: "file://" and its absolute path, percent-encoded, then `query`
+/// ("mode=ro", ...) when not empty.
+std::string file_uri(const std::string& path, const std::string& query = "");
 
 /// A prepared statement; values are bound, never pasted into SQL.
 class Statement {
@@ -97,6 +116,19 @@ class Transaction {
  private:
   Database& db_;
   bool done_ = false;
+};
+
+/// BEGIN (deferred) on construction, ended on destruction: the reads in between see one
+/// snapshot of the file, whatever other processes commit meanwhile.
+class ReadTransaction {
+ public:
+  explicit ReadTransaction(Database& db);
+  ~ReadTransaction();
+  ReadTransaction(const ReadTransaction&) = delete;
+  ReadTransaction& operator=(const ReadTransaction&) = delete;
+
+ private:
+  Database& db_;
 };
 
 }  // namespace htga::storage

@@ -1,11 +1,19 @@
 #include "storage/store.h"
 
 #include <sqlite3.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <limits>
+#include <map>
+#include <thread>
 
+#include "storage/paths.h"
 #include "storage/query.h"
 
 namespace htga::storage {
@@ -120,64 +128,209 @@ CREATE TABLE metrics (
 ) WITHOUT ROWID;
 )sql";
 
-}  // namespace
+// Version 5: fencing. Each claim of a run increments its token; a write of the run is allowed
+// only to the holder of the current token (see Store::hold). The application_id that marks the
+// file as htga's is written by migrate() with the version.
+constexpr const char* kMigrateV4toV5 = R"sql(
+ALTER TABLE runs ADD COLUMN claim_token INTEGER NOT NULL DEFAULT 0;
+)sql";
 
-Store::Store(const std::string& path) : db_(path) {
-  // Refuse a newer or foreign file before anything (the journal mode included) changes it.
-  try {
-    Statement q(db_, "PRAGMA user_version");
-    const int version = q.step() ? static_cast<int>(q.get_int(0)) : 0;
-    if (version > kSchemaVersion)
-      throw OpenError(db_.path() + ": database schema version " + std::to_string(version) +
-                      " is newer than this htga understands (" + std::to_string(kSchemaVersion) + "); upgrade htga");
-    if (version == 0) {
-      Statement t(db_, "SELECT count(*) FROM sqlite_master");
-      if (t.step() && t.get_int(0) != 0)
-        throw OpenError(db_.path() + ": not an htga database (it has tables but no htga schema)");
+// kUpgrades[v] brings a database from version v to v + 1 (from 0: the first schema).
+constexpr const char* kUpgrades[] = {kSchemaV1, kMigrateV1toV2, kMigrateV2toV3, kMigrateV3toV4, kMigrateV4toV5};
+static_assert(sizeof(kUpgrades) / sizeof(kUpgrades[0]) == kSchemaVersion, "one upgrade per schema version");
+
+/// Each table with its column names, in the order the tables were created.
+using Shape = std::vector<std::pair<std::string, std::vector<std::string>>>;
+
+Shape shape_of(Database& db) {
+  Shape shape;
+  Statement t(db,
+              "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+              "ORDER BY rowid");
+  Statement c(db, "SELECT name FROM pragma_table_info(?1)");
+  while (t.step()) {
+    shape.push_back({t.get_text(0), {}});
+    c.bind(1, shape.back().first);
+    while (c.step()) shape.back().second.push_back(c.get_text(0));
+    c.reset();
+  }
+  return shape;
+}
+
+/// The tables and columns of each schema version as htga wrote it, built by running the same
+/// upgrade scripts on an in-memory database: index = version.
+const std::vector<Shape>& htga_shapes() {
+  static const std::vector<Shape> shapes = [] {
+    std::vector<Shape> out(kSchemaVersion + 1);
+    Database mem(":memory:");
+    for (int v = 0; v < kSchemaVersion; ++v) {
+      mem.exec(kUpgrades[v]);
+      out[v + 1] = shape_of(mem);
     }
+    return out;
+  }();
+  return shapes;
+}
+
+std::string not_ours(const Database& db, const std::string& why) {
+  return db.path() + ": not an htga database (" + why + ")";
+}
+
+std::string newer(const Database& db, int version) {
+  return db.path() + ": database schema version " + std::to_string(version) + " is newer than this htga understands (" +
+         std::to_string(kSchemaVersion) + "); upgrade htga";
+}
+
+/// Recognises an htga database by reading it only: returns its schema version (0: an empty
+/// database, ready for the schema), or throws OpenError for a newer, foreign or non-SQLite file.
+int recognise(Database& db) {
+  try {
+    ReadTransaction snapshot(db);  // another process may be creating or upgrading the schema
+    int64_t app = 0, version = 0, objects = 0;
+    {
+      Statement q(db, "PRAGMA application_id");
+      if (q.step()) app = q.get_int(0);
+    }
+    {
+      Statement q(db, "PRAGMA user_version");
+      if (q.step()) version = q.get_int(0);
+    }
+    {
+      Statement q(db, "SELECT count(*) FROM sqlite_master");
+      if (q.step()) objects = q.get_int(0);
+    }
+    if (app != 0 && app != kApplicationId) {
+      char hex[16];
+      std::snprintf(hex, sizeof hex, "0x%08x", static_cast<unsigned>(app));
+      throw OpenError(not_ours(db, std::string("an SQLite file of another program: application_id ") + hex));
+    }
+    if (app == kApplicationId && version > kSchemaVersion) throw OpenError(newer(db, static_cast<int>(version)));
+    if (version == 0) {
+      // A version-0 file must be empty: never write our schema into someone else's database.
+      if (objects != 0) throw OpenError(not_ours(db, "it has tables but no htga schema"));
+      if (app != 0) throw OpenError(not_ours(db, "htga's application_id but no schema version"));
+      return 0;
+    }
+    // Before schema 5 there was no application_id: such a file is htga's only if its version
+    // is one htga wrote without it and its tables are that version's (extra tables allowed).
+    if (app == 0 && (version < 1 || version > 4))
+      throw OpenError(not_ours(db, "user_version " + std::to_string(version) + " without htga's application_id"));
+    if (version < 1) throw OpenError(not_ours(db, "user_version " + std::to_string(version)));
+    const Shape& want = htga_shapes()[version];
+    std::map<std::string, std::vector<std::string>> have;
+    for (auto& [table, cols] : shape_of(db)) have[table] = std::move(cols);
+    for (const auto& [table, cols] : want) {
+      auto it = have.find(table);
+      if (it == have.end())
+        throw OpenError(not_ours(db, "no table " + table + " of htga's schema version " + std::to_string(version)));
+      if (it->second != cols)
+        throw OpenError(not_ours(
+            db, "table " + table + " does not have the columns of htga's schema version " + std::to_string(version)));
+    }
+    return static_cast<int>(version);
   } catch (const Error& e) {
-    if ((e.code() & 0xff) == SQLITE_NOTADB) throw OpenError(db_.path() + ": not an SQLite database");
+    const int code = e.code() & 0xff;
+    if (code == SQLITE_NOTADB) throw OpenError(not_ours(db, "not an SQLite file"));
+    // A file or folder this process may not write (a WAL reader needs the -shm file), or
+    // cannot read: bad input, named.
+    if (code == SQLITE_READONLY || code == SQLITE_CANTOPEN || code == SQLITE_PERM || code == SQLITE_AUTH)
+      throw OpenError(db.path() + ": cannot open the database: " + sqlite3_errstr(e.code()) +
+                      " (check the permissions of the file, its folder and its -wal/-shm files)");
     throw;
   }
-  db_.exec("PRAGMA journal_mode=WAL");
+}
+
+/// The connection a Store opens, after the checks that need no connection.
+Database open_database(const std::string& path, Store::Mode mode) {
+  namespace fs = std::filesystem;
+  check_database_path(path);
+  if (mode == Store::Mode::kReadWrite) return Database(path, Database::Access::kReadWrite);
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw OpenError(path + ": no such database");
+  if (fs::file_size(path, ec) == 0 && !ec) throw OpenError(path + ": not an htga database (an empty file)");
+  // A WAL reader needs the -shm file, which SQLite cannot create in a read-only folder; without
+  // a -wal file there is no writer and nothing in a WAL to read, so the file alone is the whole
+  // database and immutable=1 reads it without any -shm. access() also says EROFS for a read-only
+  // mount, whoever we are.
+  // Through a symlink SQLite keeps -wal and -shm beside the file it points to.
+  fs::path real = fs::canonical(path, ec);
+  if (ec) real = fs::absolute(path);
+  const bool folder_writable = ::access(real.parent_path().c_str(), W_OK) == 0;
+  const bool has_wal = fs::exists(real.string() + "-wal", ec);
+  return Database(path, !folder_writable && !has_wal ? Database::Access::kImmutable : Database::Access::kReadOnly);
+}
+
+}  // namespace
+
+Store::TempFile::~TempFile() {
+  if (path.empty()) return;
+  std::error_code ec;
+  for (const char* suffix : {"", "-journal", "-wal", "-shm"}) std::filesystem::remove(path + suffix, ec);
+}
+
+Store::Store(const std::string& path, Mode mode) : mode_(mode), db_(open_database(path, mode)) {
+  // Refuse a newer or foreign file before anything (the journal mode included) changes it.
+  const int version = recognise(db_);
+  if (mode == Mode::kReadOnly) {
+    if (version == 0) throw OpenError(not_ours(db_, "no htga tables"));
+    if (version >= kOldestReadableSchema) return;
+    // An old schema is read through a migrated copy: the queries need its newer columns, and
+    // the file itself must not change. The copy is made with SQLite's backup API (a consistent
+    // snapshot, whatever the journal mode).
+    std::string tmpl = (std::filesystem::temp_directory_path() / "htga-read-XXXXXX").string();
+    const int fd = ::mkstemp(tmpl.data());
+    if (fd < 0) throw Error(path + ": cannot make a temporary copy to read its old schema: " + std::strerror(errno), 0);
+    ::close(fd);
+    snapshot_.path = tmpl;
+    Database copy(tmpl, Database::Access::kReadWrite, path);
+    sqlite3_backup* b = sqlite3_backup_init(copy.handle(), "main", db_.handle(), "main");
+    if (!b) copy.check(sqlite3_errcode(copy.handle()), "copy for reading");
+    const int rc = sqlite3_backup_step(b, -1);
+    sqlite3_backup_finish(b);
+    if (rc != SQLITE_DONE) copy.check(rc, "copy for reading");
+    db_ = std::move(copy);
+    migrate();
+    return;
+  }
+  // SQLite opens a file it may not write read-only without a word; every write would fail later.
+  if (sqlite3_db_readonly(db_.handle(), "main") == 1)
+    throw OpenError(db_.path() + ": cannot write the database: the file is read-only");
+  // Switching to WAL needs the file to itself, and SQLite answers BUSY at once, without its busy
+  // handler, when another connection is opening it too (two runs started together): retry.
+  for (int attempt = 0;; ++attempt) {
+    try {
+      db_.exec("PRAGMA journal_mode=WAL");
+      break;
+    } catch (const Error& e) {
+      if ((e.code() & 0xff) != SQLITE_BUSY || attempt >= 500) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
   db_.exec("PRAGMA synchronous=NORMAL");
   db_.exec("PRAGMA foreign_keys=ON");
   migrate();
 }
 
 void Store::migrate() {
-  int version = 0;
-  {
+  auto read_version = [&] {
     Statement q(db_, "PRAGMA user_version");
-    if (q.step()) version = static_cast<int>(q.get_int(0));
-  }
-  if (version > kSchemaVersion)
-    throw OpenError(db_.path() + ": database schema version " + std::to_string(version) +
-                    " is newer than this htga understands (" + std::to_string(kSchemaVersion) + "); upgrade htga");
-  if (version == kSchemaVersion) return;
+    return q.step() ? static_cast<int>(q.get_int(0)) : 0;
+  };
+  if (read_version() == kSchemaVersion) return;
   Transaction tx(db_);
+  // Read again under the write lock: another process may have created or upgraded the schema
+  // since (two runs started at once on a new database).
+  int version = read_version();
+  if (version > kSchemaVersion) throw OpenError(newer(db_, version));
+  if (version == kSchemaVersion) return;
   if (version == 0) {
-    // A version-0 file must be empty: never write our schema into someone else's database.
     Statement q(db_, "SELECT count(*) FROM sqlite_master");
-    if (q.step() && q.get_int(0) != 0)
-      throw OpenError(db_.path() + ": not an htga database (it has tables but no htga schema)");
-    db_.exec(kSchemaV1);
-    version = 1;
+    if (q.step() && q.get_int(0) != 0) throw OpenError(not_ours(db_, "it has tables but no htga schema"));
   }
   // Each step upgrades by one version, all inside the one transaction: a failure leaves the
   // file as it was.
-  if (version == 1) {
-    db_.exec(kMigrateV1toV2);
-    version = 2;
-  }
-  if (version == 2) {
-    db_.exec(kMigrateV2toV3);
-    version = 3;
-  }
-  if (version == 3) {
-    db_.exec(kMigrateV3toV4);
-    version = 4;
-  }
+  for (; version < kSchemaVersion; ++version) db_.exec(kUpgrades[version]);
+  db_.exec(("PRAGMA application_id=" + std::to_string(kApplicationId)).c_str());
   db_.exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
   tx.commit();
 }
@@ -293,7 +446,8 @@ Claim Store::claim_run(const RunRecord& run, double stale_after_s, bool resume,
                 "host = ?9, pid = ?10, heartbeat_at = ?3, val_metric = NULL, test_metric = NULL, "
                 "checkpoint = CASE WHEN ?11 THEN checkpoint ELSE NULL END, "
                 "checkpoint_epoch = CASE WHEN ?11 THEN checkpoint_epoch ELSE NULL END, "
-                "checkpoint_step = CASE WHEN ?11 THEN checkpoint_step ELSE NULL END WHERE id = ?1");
+                "checkpoint_step = CASE WHEN ?11 THEN checkpoint_step ELSE NULL END, "
+                "claim_token = claim_token + 1 WHERE id = ?1");
     u.bind(1, claim.run_id);
     u.bind(2, run.device);
     u.bind(3, now);
@@ -310,8 +464,8 @@ Claim Store::claim_run(const RunRecord& run, double stale_after_s, bool resume,
     Statement ins(db_,
                   "INSERT INTO runs (cell_key, grid, config, status, dataset, model, optimizer, "
                   "seed, device, started_at, steps, htga_version, torch_version, git_commit, host, pid, "
-                  "heartbeat_at, metric) "
-                  "VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12, ?13, ?14, ?9, ?15)");
+                  "heartbeat_at, metric, claim_token) "
+                  "VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12, ?13, ?14, ?9, ?15, 1)");
     ins.bind(1, run.cell_key);
     ins.bind(2, run.grid);
     ins.bind(3, run.config_json);
@@ -330,19 +484,30 @@ Claim Store::claim_run(const RunRecord& run, double stale_after_s, bool resume,
     ins.run();
     claim.run_id = db_.last_insert_rowid();
   }
+  {
+    Statement q(db_, "SELECT claim_token FROM runs WHERE id = ?1");
+    q.bind(1, claim.run_id);
+    q.step();
+    claim.token = q.get_int(0);
+  }
   tx.commit();
   return claim;
 }
 
-void Store::heartbeat(int64_t run_id) {
-  Statement u(db_, "UPDATE runs SET heartbeat_at = ?2 WHERE id = ?1");
+namespace {
+
+// The writes, without a transaction of their own: the public functions below wrap them, fenced
+// or not.
+
+void write_heartbeat(Database& db, int64_t run_id) {
+  Statement u(db, "UPDATE runs SET heartbeat_at = ?2 WHERE id = ?1");
   u.bind(1, run_id);
   u.bind(2, now_seconds());
   u.run();
 }
 
-void Store::set_checkpoint(int64_t run_id, const std::string& file, int64_t epoch, int64_t step) {
-  Statement u(db_,
+void write_checkpoint(Database& db, int64_t run_id, const std::string& file, int64_t epoch, int64_t step) {
+  Statement u(db,
               "UPDATE runs SET checkpoint = ?2, checkpoint_epoch = ?3, checkpoint_step = ?4, heartbeat_at = ?5 "
               "WHERE id = ?1");
   u.bind(1, run_id);
@@ -353,10 +518,14 @@ void Store::set_checkpoint(int64_t run_id, const std::string& file, int64_t epoc
   u.run();
 }
 
-void Store::add_metrics(int64_t run_id, const std::vector<MetricRow>& rows) {
-  if (rows.empty()) return;
-  Transaction tx(db_);
-  Statement ins(db_, "INSERT OR REPLACE INTO metrics (run_id, epoch, split, name, value) VALUES (?1, ?2, ?3, ?4, ?5)");
+void write_clear_checkpoint(Database& db, int64_t run_id) {
+  Statement u(db, "UPDATE runs SET checkpoint = NULL, checkpoint_epoch = NULL, checkpoint_step = NULL WHERE id = ?1");
+  u.bind(1, run_id);
+  u.run();
+}
+
+void write_metrics(Database& db, int64_t run_id, const std::vector<MetricRow>& rows) {
+  Statement ins(db, "INSERT OR REPLACE INTO metrics (run_id, epoch, split, name, value) VALUES (?1, ?2, ?3, ?4, ?5)");
   for (const auto& r : rows) {
     ins.bind(1, run_id);
     ins.bind(2, r.epoch);
@@ -365,28 +534,10 @@ void Store::add_metrics(int64_t run_id, const std::vector<MetricRow>& rows) {
     ins.bind(5, r.value);
     ins.run();
   }
-  tx.commit();
 }
 
-std::vector<MetricRow> Store::metrics(int64_t run_id) {
-  Statement q(db_, "SELECT epoch, split, name, value FROM metrics WHERE run_id = ?1 ORDER BY epoch, split, name");
-  q.bind(1, run_id);
-  std::vector<MetricRow> out;
-  while (q.step()) out.push_back({q.get_int(0), q.get_text(1), q.get_text(2), q.get_double(3)});
-  return out;
-}
-
-std::optional<RunRecord> Store::run(int64_t run_id) {
-  Statement q(db_, (std::string("SELECT ") + kRunColumns + " FROM runs WHERE id = ?1").c_str());
-  q.bind(1, run_id);
-  if (!q.step()) return std::nullopt;
-  return read_run(q);
-}
-
-void Store::append_steps(int64_t run_id, const std::vector<StepRow>& rows) {
-  if (rows.empty()) return;
-  Transaction tx(db_);
-  Statement ins(db_,
+void write_steps(Database& db, int64_t run_id, const std::vector<StepRow>& rows) {
+  Statement ins(db,
                 "INSERT INTO steps (run_id, step, epoch, loss, train_acc, lr, alpha_hat, grad_norm, alpha_smooth, "
                 "phase, clip_coef) "
                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
@@ -407,11 +558,10 @@ void Store::append_steps(int64_t run_id, const std::vector<StepRow>& rows) {
     ins.bind(11, r.clip_coef);
     ins.run();
   }
-  tx.commit();
 }
 
-void Store::add_eval(int64_t run_id, const EvalRow& row) {
-  Statement ins(db_,
+void write_eval(Database& db, int64_t run_id, const EvalRow& row) {
+  Statement ins(db,
                 "INSERT OR REPLACE INTO evals (run_id, epoch, step, split, loss, acc, top5, final) "
                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
   ins.bind(1, run_id);
@@ -425,15 +575,24 @@ void Store::add_eval(int64_t run_id, const EvalRow& row) {
   ins.run();
 }
 
-void Store::finish_run(int64_t run_id, const RunResult& r) {
-  Statement u(db_,
+void write_finish(Database& db, int64_t run_id, const RunResult& r) {
+  // A run that stopped before its end has no final metrics: what the runner last measured is a
+  // mid-training value and must not read as a result (the evals table keeps it per epoch).
+  const bool ended = r.status != "failed" && r.status != "interrupted";
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double test_acc = ended ? r.test_acc : nan, test_loss = ended ? r.test_loss : nan;
+  const double train_acc = ended ? r.train_acc : nan;
+  // A vision run's main metric is accuracy: its value is the test accuracy unless given.
+  const bool acc = r.metric.empty() || r.metric == "acc";
+  const double test_metric = !ended ? nan : acc && std::isnan(r.test_metric) ? r.test_acc : r.test_metric;
+  Statement u(db,
               "UPDATE runs SET status = ?2, test_acc = ?3, test_loss = ?4, steps = ?5, train_time_s = ?6, "
               "error = ?7, finished_at = ?8, train_acc = ?9, gen_gap = ?10, heartbeat_at = ?8, "
               "metric = COALESCE(?11, metric), val_metric = ?12, test_metric = ?13 WHERE id = ?1");
   u.bind(1, run_id);
   u.bind(2, r.status);
-  u.bind(3, r.test_acc);
-  u.bind(4, r.test_loss);
+  u.bind(3, test_acc);
+  u.bind(4, test_loss);
   u.bind(5, r.steps);
   u.bind(6, r.train_time_s);
   if (r.error.empty())
@@ -441,27 +600,24 @@ void Store::finish_run(int64_t run_id, const RunResult& r) {
   else
     u.bind(7, r.error);
   u.bind(8, now_seconds());
-  u.bind(9, r.train_acc);
-  u.bind(10, r.train_acc - r.test_acc);  // NaN (stored NULL) when either is unknown
+  u.bind(9, train_acc);
+  u.bind(10, train_acc - test_acc);  // NaN (stored NULL) when either is unknown
   if (r.metric.empty())
     u.bind_null(11);
   else
     u.bind(11, r.metric);
-  // A vision run's main metric is accuracy: its value is the test accuracy unless given.
-  const bool acc = r.metric.empty() || r.metric == "acc";
-  u.bind(12, r.val_metric);
-  u.bind(13, acc && std::isnan(r.test_metric) ? r.test_acc : r.test_metric);
+  u.bind(12, ended ? r.val_metric : nan);
+  u.bind(13, test_metric);
   u.run();
 }
 
-void Store::set_layers(int64_t run_id, const std::vector<LayerInfo>& layers) {
-  Transaction tx(db_);
+void write_layers(Database& db, int64_t run_id, const std::vector<LayerInfo>& layers) {
   {
-    Statement d(db_, "DELETE FROM layers WHERE run_id = ?1");
+    Statement d(db, "DELETE FROM layers WHERE run_id = ?1");
     d.bind(1, run_id);
     d.run();
   }
-  Statement ins(db_, "INSERT INTO layers (run_id, layer, name, numel) VALUES (?1, ?2, ?3, ?4)");
+  Statement ins(db, "INSERT INTO layers (run_id, layer, name, numel) VALUES (?1, ?2, ?3, ?4)");
   for (const auto& l : layers) {
     ins.bind(1, run_id);
     ins.bind(2, l.index);
@@ -469,13 +625,10 @@ void Store::set_layers(int64_t run_id, const std::vector<LayerInfo>& layers) {
     ins.bind(4, l.numel);
     ins.run();
   }
-  tx.commit();
 }
 
-void Store::append_layer_alphas(int64_t run_id, const std::vector<LayerAlphaRow>& rows) {
-  if (rows.empty()) return;
-  Transaction tx(db_);
-  Statement ins(db_, "INSERT INTO alpha_layers (run_id, step, layer, alpha_hat) VALUES (?1, ?2, ?3, ?4)");
+void write_layer_alphas(Database& db, int64_t run_id, const std::vector<LayerAlphaRow>& rows) {
+  Statement ins(db, "INSERT INTO alpha_layers (run_id, step, layer, alpha_hat) VALUES (?1, ?2, ?3, ?4)");
   for (const auto& r : rows) {
     ins.bind(1, run_id);
     ins.bind(2, r.step);
@@ -483,7 +636,114 @@ void Store::append_layer_alphas(int64_t run_id, const std::vector<LayerAlphaRow>
     ins.bind(4, r.alpha_hat);
     ins.run();
   }
+}
+
+}  // namespace
+
+void Store::hold(const Fence& fence, bool any_status) {
+  Statement q(db_, "SELECT claim_token, status FROM runs WHERE id = ?1");
+  q.bind(1, fence.run_id);
+  const std::string run = "run " + std::to_string(fence.run_id);
+  if (!q.step()) throw LostClaim(run + ": claim lost: the run is no longer in " + path());
+  if (q.get_int(0) != fence.token) throw LostClaim(run + ": claim lost: taken over by another process");
+  const std::string status = q.get_text(1);
+  if (!any_status && status != "running")
+    throw LostClaim(run + ": claim lost: the run is " + status + ", no longer running");
+}
+
+void Store::fenced(const Fence& fence, const std::function<void()>& write, bool any_status) {
+  Transaction tx(db_);  // BEGIN IMMEDIATE: no claim can slip in between the check and the write
+  hold(fence, any_status);
+  write();
   tx.commit();
+}
+
+bool Store::holds(const Fence& fence) {
+  try {
+    hold(fence);
+    return true;
+  } catch (const LostClaim&) {
+    return false;
+  }
+}
+
+void Store::heartbeat(const Fence& f) {
+  fenced(f, [&] { write_heartbeat(db_, f.run_id); });
+}
+void Store::set_checkpoint(const Fence& f, const std::string& file, int64_t epoch, int64_t step) {
+  fenced(f, [&] { write_checkpoint(db_, f.run_id, file, epoch, step); });
+}
+void Store::add_metrics(const Fence& f, const std::vector<MetricRow>& rows) {
+  fenced(f, [&] { write_metrics(db_, f.run_id, rows); });
+}
+void Store::append_steps(const Fence& f, const std::vector<StepRow>& rows) {
+  fenced(f, [&] { write_steps(db_, f.run_id, rows); });
+}
+void Store::add_eval(const Fence& f, const EvalRow& row) {
+  fenced(f, [&] { write_eval(db_, f.run_id, row); });
+}
+void Store::finish_run(const Fence& f, const RunResult& result) {
+  fenced(f, [&] { write_finish(db_, f.run_id, result); });
+}
+void Store::set_layers(const Fence& f, const std::vector<LayerInfo>& layers) {
+  fenced(f, [&] { write_layers(db_, f.run_id, layers); });
+}
+void Store::append_layer_alphas(const Fence& f, const std::vector<LayerAlphaRow>& rows) {
+  fenced(f, [&] { write_layer_alphas(db_, f.run_id, rows); });
+}
+void Store::clear_checkpoint(const Fence& f) {
+  fenced(
+      f, [&] { write_clear_checkpoint(db_, f.run_id); }, /*any_status=*/true);
+}
+
+void Store::heartbeat(int64_t run_id) { write_heartbeat(db_, run_id); }
+void Store::set_checkpoint(int64_t run_id, const std::string& file, int64_t epoch, int64_t step) {
+  write_checkpoint(db_, run_id, file, epoch, step);
+}
+void Store::clear_checkpoint(int64_t run_id) { write_clear_checkpoint(db_, run_id); }
+void Store::add_eval(int64_t run_id, const EvalRow& row) { write_eval(db_, run_id, row); }
+void Store::finish_run(int64_t run_id, const RunResult& result) { write_finish(db_, run_id, result); }
+
+void Store::add_metrics(int64_t run_id, const std::vector<MetricRow>& rows) {
+  if (rows.empty()) return;
+  Transaction tx(db_);
+  write_metrics(db_, run_id, rows);
+  tx.commit();
+}
+
+void Store::append_steps(int64_t run_id, const std::vector<StepRow>& rows) {
+  if (rows.empty()) return;
+  Transaction tx(db_);
+  write_steps(db_, run_id, rows);
+  tx.commit();
+}
+
+void Store::set_layers(int64_t run_id, const std::vector<LayerInfo>& layers) {
+  Transaction tx(db_);
+  write_layers(db_, run_id, layers);
+  tx.commit();
+}
+
+void Store::append_layer_alphas(int64_t run_id, const std::vector<LayerAlphaRow>& rows) {
+  if (rows.empty()) return;
+  Transaction tx(db_);
+  write_layer_alphas(db_, run_id, rows);
+  tx.commit();
+}
+
+std::vector<MetricRow> Store::metrics(int64_t run_id) {
+  Statement q(db_, "SELECT epoch, split, name, value FROM metrics WHERE run_id = ?1 ORDER BY epoch, split, name");
+  q.bind(1, run_id);
+  std::vector<MetricRow> out;
+  while (q.step()) out.push_back({q.get_int(0), q.get_text(1), q.get_text(2), q.get_double(3)});
+  return out;
+}
+
+std::optional<RunRecord> Store::run(int64_t run_id) {
+  Statement q(db_, (std::string("SELECT ") + kRunColumns + " FROM runs WHERE id = ?1").c_str());
+  q.bind(1, run_id);
+  if (!q.step()) return std::nullopt;
+  return read_run(q);
 }
 
 std::vector<LayerInfo> Store::layers(int64_t run_id) {
