@@ -213,22 +213,41 @@ std::string explain_undefined(const torch::Tensor& x) {
   return "";
 }
 
+namespace {
+
+using EstimatorFn = Estimate (*)(const torch::Tensor&, int64_t);
+Estimate hill_k(const torch::Tensor& x, int64_t k) {
+  HillOptions o;
+  if (k > 0) o.k = {KRule::kFixed, k, 0.0};
+  return hill_estimate(x, o);
+}
+Estimate stable_k(const torch::Tensor& x, int64_t k) { return stable(x, StableOptions{k, false}); }
+Estimate ks_k(const torch::Tensor& x, int64_t) { return power_law_ks(x); }
+
+/// The estimators by name, in the order they are listed (one line each).
+const std::vector<std::pair<std::string, EstimatorFn>>& table() {
+  static const std::vector<std::pair<std::string, EstimatorFn>> t{
+      {"hill", hill_k}, {"pickands", pickands}, {"moment", moment}, {"stable", stable_k}, {"ks", ks_k}};
+  return t;
+}
+
+}  // namespace
+
 const std::vector<std::string>& estimator_names() {
-  static const std::vector<std::string> names{"hill", "pickands", "moment", "stable", "ks"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+    for (const auto& [name, fn] : table()) v.push_back(name);
+    return v;
+  }();
   return names;
 }
 
 Estimate estimate(const std::string& name, const torch::Tensor& x, int64_t k) {
-  if (name == "hill") {
-    HillOptions o;
-    if (k > 0) o.k = {KRule::kFixed, k, 0.0};
-    return hill_estimate(x, o);
-  }
-  if (name == "pickands") return pickands(x, k);
-  if (name == "moment") return moment(x, k);
-  if (name == "stable") return stable(x, StableOptions{k, false});
-  if (name == "ks") return power_law_ks(x);
-  throw std::invalid_argument("unknown estimator \"" + name + "\"; valid: hill, pickands, moment, stable, ks");
+  for (const auto& [n, fn] : table())
+    if (n == name) return fn(x, k);
+  std::string valid;
+  for (const auto& n : estimator_names()) valid += (valid.empty() ? "" : ", ") + n;
+  throw std::invalid_argument("unknown estimator \"" + name + "\"; valid: " + valid);
 }
 
 }  // namespace htga::estimators

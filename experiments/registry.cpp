@@ -166,10 +166,10 @@ Entry glue_entry(const std::string& task, const std::string& folder, const std::
 
 }  // namespace
 
-const Registry& datasets() {
-  static const Registry r{
-      "dataset",
-      {{"mnist", "MNIST, 28x28 grey digits in 10 classes, from gzipped or plain IDX files",
+namespace {
+
+std::vector<Entry> image_datasets() {
+  return {{"mnist", "MNIST, 28x28 grey digits in 10 classes, from gzipped or plain IDX files",
         with_common({path_param(nullptr,
                                 "folder with train-images-idx3-ubyte(.gz), train-labels-..., "
                                 "t10k-images-..., t10k-labels-...")},
@@ -201,8 +201,11 @@ const Registry& datasets() {
                      positive("size", 64, "side of the square images after the central crop and resize, in pixels",
                               ParamType::kInteger),
                      {"channels", ParamType::kInteger, 3, "1 (grey) or 3 (RGB)", 1.0, false, {}, 3.0, false}},
-                    "none")},
-       glue_entry("cola", "CoLA", "acceptability of single sentences, Matthews correlation"),
+                    "none")}};
+}
+
+std::vector<Entry> text_datasets() {
+  return {glue_entry("cola", "CoLA", "acceptability of single sentences, Matthews correlation"),
        glue_entry("sst2", "SST-2", "sentiment of single sentences, accuracy"),
        glue_entry("mrpc", "MRPC", "paraphrase pairs, F1 and accuracy"),
        glue_entry("qqp", "QQP", "duplicate question pairs, F1 and accuracy"),
@@ -245,7 +248,17 @@ const Registry& datasets() {
           {"char", "word"}},
          {"seq_len", ParamType::kInteger, 64, "tokens per training window", 1.0, false, {}},
          positive("min_count", 1, "tokens seen fewer times in training become <unk>", ParamType::kInteger),
-         non_negative("max_vocab", 0, "most tokens kept (0 = no limit)", ParamType::kInteger)}}}};
+         non_negative("max_vocab", 0, "most tokens kept (0 = no limit)", ParamType::kInteger)}}};
+}
+
+}  // namespace
+
+const Registry& datasets() {
+  static const Registry r = [] {
+    Registry out{"dataset", image_datasets()};
+    for (auto& e : text_datasets()) out.entries.push_back(std::move(e));
+    return out;
+  }();
   return r;
 }
 
@@ -293,6 +306,7 @@ const Registry& models() {
        {"resnet56", "ResNet-56 for CIFAR (He et al. 2016, option A shortcuts), batch norm", {}},
        {"resnet18", "ResNet-18, CIFAR variant (3x3 stem, no max pool, projection shortcuts), batch norm", {}},
        {"vgg11", "VGG-11 with batch norm, CIFAR variant (one Linear after global average pooling)", {}},
+       {"lenet5", "LeNet-5 (LeCun et al. 1998) with ReLU and max pooling; images of 12x12 or more", {}},
        {"transformer",
         "pre-norm transformer encoder trained from scratch; the head follows the dataset: classification from "
         "[CLS], regression (STS-B), start/end span logits (SQuAD), or the causal LM (lm)",

@@ -126,3 +126,12 @@ TEST_CASE("htga list shows every model with its parameter count", "[models]") {
   CHECK(text.find("3x32x32: 269,722") != std::string::npos);
   CHECK(text.find("3x32x32: 11,173,962") != std::string::npos);
 }
+
+TEST_CASE("lenet5: LeNet-5's 61,706 parameters on 28x28 digits, logits per class", "[models]") {
+  auto m = htga::models::make_model({{"name", "lenet5"}}, kMnist);
+  CHECK(htga::models::parameter_count(*m.ptr()) == 61706);
+  CHECK(m.forward(torch::zeros({2, 1, 28, 28})).sizes() == std::vector<int64_t>{2, 10});
+  m = htga::models::make_model({{"name", "lenet5"}}, kCifar);
+  CHECK(m.forward(torch::zeros({3, 3, 32, 32})).sizes() == std::vector<int64_t>{3, 10});
+  CHECK_THROWS_AS(htga::models::make_model({{"name", "lenet5"}}, InputShape{1, 8, 8, 10}), htga::InputError);
+}

@@ -1,5 +1,6 @@
 #include "experiments/data/dataset.h"
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -7,6 +8,8 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <map>
+#include <stdexcept>
 #include <random>
 
 #include "experiments/data/cache.h"
@@ -32,8 +35,6 @@ std::string find_file(const std::string& dir, const std::string& name) {
     if (fs::is_regular_file(candidate)) return candidate;
   return {};
 }
-
-bool is_mnist(const std::string& name) { return name == "mnist" || name == "fashion-mnist"; }
 
 CifarFormat cifar_format(const json& config) {
   if (config.at("name") == "cifar10") return CifarFormat::kCifar10;
@@ -86,16 +87,98 @@ RawDataset load_mnist(const std::string& dir) {
   return d;
 }
 
+void cifar100_settings(const json& config, json& s) { s["labels"] = config.value("labels", std::string("fine")); }
+
+void image_folder_settings(const json& config, json& s) {
+  const ImageFolderOptions o = image_options(config);
+  s["size"] = o.size;
+  s["channels"] = o.channels;
+}
+
+std::vector<std::string> mnist_files(const json& config) {
+  const std::string dir = config.at("path").get<std::string>();
+  std::vector<std::string> out;
+  for (const char* f : kMnistFiles) {
+    std::string p = find_file(dir, f);
+    if (p.empty()) throw InputError(dir + ": missing " + std::string(f) + "(.gz)");
+    out.push_back(p);
+  }
+  return out;
+}
+
+std::vector<std::string> cifar_files_of(const json& config) {
+  const CifarFormat format = cifar_format(config);
+  const std::string folder = cifar_folder(config.at("path").get<std::string>(), format);
+  std::vector<std::string> out;
+  for (bool train : {true, false})
+    for (const std::string& f : cifar_files(folder, format, train)) out.push_back(f);
+  return out;
+}
+
+std::vector<std::string> image_folder_files(const json& config) {
+  const ImageFolderListing l = list_image_folder(config.at("path").get<std::string>());
+  std::vector<std::string> out;
+  for (const auto* files : {&l.train, &l.test})
+    for (const ImageFile& f : *files) out.push_back(f.path);
+  return out;
+}
+
+void check_mnist(const json& config) { mnist_files(config); }
+
+void check_cifar(const json& config) { cifar_folder(config.at("path").get<std::string>(), cifar_format(config)); }
+
+void check_image_folder(const json& config) {
+  image_folder_test_dir(config.at("path").get<std::string>());
+  const ImageFolderOptions o = image_options(config);
+  if (o.channels != 1 && o.channels != 3)
+    throw InputError("channels must be 1 (grey) or 3 (RGB), got " + std::to_string(o.channels));
+}
+
+RawDataset decode_mnist(const json& config) { return load_mnist(config.at("path").get<std::string>()); }
+RawDataset decode_cifar(const json& config) {
+  return load_cifar(config.at("path").get<std::string>(), cifar_format(config));
+}
+RawDataset decode_image_folder(const json& config) {
+  return load_image_folder(config.at("path").get<std::string>(), image_options(config));
+}
+
+/// How a dataset of the registry is found, checked and read. Text datasets are tokenized by
+/// load_text_dataset (no decode, no cache); image datasets decode to a RawDataset.
+struct Format {
+  std::vector<std::string> (*files)(const json&);  // the files it reads
+  void (*check)(const json&);                      // its files exist (not read)
+  RawDataset (*decode)(const json&);               // images: decoded; nullptr for text
+  void (*settings)(const json&, json&);            // images: settings that change the decoding
+};
+
+constexpr Format kMnist{mnist_files, check_mnist, decode_mnist, nullptr};
+constexpr Format kCifar10{cifar_files_of, check_cifar, decode_cifar, nullptr};
+constexpr Format kCifar100{cifar_files_of, check_cifar, decode_cifar, cifar100_settings};
+constexpr Format kImageFolder{image_folder_files, check_image_folder, decode_image_folder, image_folder_settings};
+constexpr Format kText{text_source_files, check_text_available, nullptr, nullptr};
+
+/// The dataset registry's readers: one line per name of experiments::datasets().
+const std::map<std::string, Format>& formats() {
+  static const std::map<std::string, Format> m{
+      {"mnist", kMnist},       {"fashion-mnist", kMnist}, {"cifar10", kCifar10},    {"cifar100", kCifar100},
+      {"image-folder", kImageFolder}, {"glue/cola", kText}, {"glue/sst2", kText},   {"glue/mrpc", kText},
+      {"glue/qqp", kText},     {"glue/stsb", kText},      {"glue/mnli", kText},     {"glue/qnli", kText},
+      {"glue/rte", kText},     {"glue/wnli", kText},      {"text/sentences", kText}, {"squad", kText},
+      {"lm", kText}};
+  return m;
+}
+
+const Format& format_of(const json& config) {
+  const std::string name = config.at("name").get<std::string>();
+  const auto it = formats().find(name);
+  if (it == formats().end()) throw std::logic_error("internal error: dataset \"" + name + "\" has no reader");
+  return it->second;
+}
+
 /// The settings that change what decoding produces (the cache's file name and part of its key).
 json decode_settings(const json& config) {
   json s = {{"name", config.at("name")}, {"path", fs::absolute(config.at("path").get<std::string>()).string()}};
-  const std::string name = config.at("name").get<std::string>();
-  if (name == "cifar100") s["labels"] = config.value("labels", std::string("fine"));
-  if (name == "image-folder") {
-    const ImageFolderOptions o = image_options(config);
-    s["size"] = o.size;
-    s["channels"] = o.channels;
-  }
+  if (const Format& f = format_of(config); f.settings) f.settings(config, s);
   return s;
 }
 
@@ -123,62 +206,41 @@ torch::Tensor rows_of(const torch::Tensor& t, const std::vector<int64_t>& rows) 
 
 }  // namespace
 
-std::vector<std::string> source_files(const json& config) {
-  const std::string name = config.at("name").get<std::string>();
-  if (is_text_dataset(name)) return text_source_files(config);
-  const std::string dir = config.at("path").get<std::string>();
-  std::vector<std::string> out;
-  if (is_mnist(name)) {
-    for (const char* f : kMnistFiles) {
-      std::string p = find_file(dir, f);
-      if (p.empty()) throw InputError(dir + ": missing " + std::string(f) + "(.gz)");
-      out.push_back(p);
-    }
-  } else if (name == "cifar10" || name == "cifar100") {
-    const CifarFormat format = cifar_format(config);
-    const std::string folder = cifar_folder(dir, format);
-    for (bool train : {true, false})
-      for (const std::string& f : cifar_files(folder, format, train)) out.push_back(f);
-  } else if (name == "image-folder") {
-    const ImageFolderListing l = list_image_folder(dir);
-    for (const auto* files : {&l.train, &l.test})
-      for (const ImageFile& f : *files) out.push_back(f.path);
-  } else {
-    throw InputError("unknown dataset \"" + name + "\"");
+const char* name_of(TaskKind kind) {
+  switch (kind) {
+    case TaskKind::kImages: return "classify";
+    case TaskKind::kTextClassify: return "text-classify";
+    case TaskKind::kRegress: return "regress";
+    case TaskKind::kSpan: return "span";
+    case TaskKind::kLm: return "lm";
   }
-  return out;
+  return "?";
 }
 
+std::vector<std::string> source_files(const json& config) { return format_of(config).files(config); }
+
 void check_available(const json& config) {
-  const std::string name = config.at("name").get<std::string>();
-  const std::string dir = config.at("path").get<std::string>();
+  const Format& f = format_of(config);
   // Settings that contradict each other are wrong wherever the data is: say so first.
   if (config.value("train_size", int64_t{0}) > 0 && config.value("train_fraction", 1.0) < 1.0)
     throw InputError("train_size and train_fraction both set: give one of them");
-  if (is_text_dataset(name)) return check_text_available(config);
-  if (!fs::is_directory(dir)) throw InputError(dir + ": dataset folder not found");
-  if (is_mnist(name)) {
-    for (const char* f : kMnistFiles)
-      if (find_file(dir, f).empty()) throw InputError(dir + ": missing " + std::string(f) + "(.gz)");
-  } else if (name == "cifar10" || name == "cifar100") {
-    cifar_folder(dir, cifar_format(config));
-  } else if (name == "image-folder") {
-    image_folder_test_dir(dir);
-    const ImageFolderOptions o = image_options(config);
-    if (o.channels != 1 && o.channels != 3)
-      throw InputError("channels must be 1 (grey) or 3 (RGB), got " + std::to_string(o.channels));
-  } else {
-    throw InputError("unknown dataset \"" + name + "\"");
+  if (f.decode) {
+    const std::string dir = config.at("path").get<std::string>();
+    if (!fs::is_directory(dir)) throw InputError(dir + ": dataset folder not found");
   }
+  f.check(config);
 }
 
 RawDataset decode_dataset(const json& config) {
-  const std::string name = config.at("name").get<std::string>();
-  const std::string dir = config.at("path").get<std::string>();
-  if (is_mnist(name)) return load_mnist(dir);
-  if (name == "cifar10" || name == "cifar100") return load_cifar(dir, cifar_format(config));
-  if (name == "image-folder") return load_image_folder(dir, image_options(config));
-  throw InputError("unknown dataset \"" + name + "\"");
+  const Format& f = format_of(config);
+  if (!f.decode) throw std::logic_error("internal error: text datasets are not decoded to images");
+  return f.decode(config);
+}
+
+std::vector<std::string> dataset_reader_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, f] : formats()) names.push_back(name);
+  return names;
 }
 
 std::vector<int64_t> stratified_subset(const std::vector<int64_t>& labels, int64_t num_classes, int64_t size,
@@ -217,7 +279,7 @@ std::vector<int64_t> stratified_subset(const std::vector<uint8_t>& labels, int64
 std::vector<int64_t> stratified_fraction(const std::vector<int64_t>& labels, int64_t num_classes, double fraction,
                                          uint64_t seed) {
   if (!(fraction > 0 && fraction <= 1))
-    throw InputError("train_fraction must be in (0, 1], got " + std::to_string(fraction));
+    throw InputError(fmt::format("train_fraction must be in (0, 1], got {:g}", fraction));
   std::vector<std::vector<int64_t>> by_class(num_classes);
   for (size_t i = 0; i < labels.size(); ++i) by_class[labels[i]].push_back(static_cast<int64_t>(i));
   std::mt19937_64 rng(seed);
@@ -308,13 +370,40 @@ torch::Tensor normalize_u8(const torch::Tensor& images, const std::vector<std::a
   return out;
 }
 
+/// Per-channel statistics of the examples trained on (nothing from validation or test leaks
+/// in), exact from a histogram of the 8-bit pixels; then each split is normalised in one pass
+/// through a per-channel table of the 256 possible values.
+void normalize(Dataset& d, const torch::Tensor& train_images, const torch::Tensor& val_images,
+               const torch::Tensor& test_images) {
+  const int64_t channels = train_images.size(1);
+  const auto hists = channel_histograms(train_images);
+  std::vector<std::array<float, 256>> table(static_cast<size_t>(channels));
+  for (int64_t c = 0; c < channels; ++c) {
+    double n = 0, sum = 0, sum2 = 0;
+    for (int v = 0; v < 256; ++v) {
+      const double k = static_cast<double>(hists[c][v]), x = v / 255.0;
+      n += k;
+      sum += k * x;
+      sum2 += k * x * x;
+    }
+    const double mean = sum / n;
+    const double var = n > 1 ? std::max(0.0, (sum2 - n * mean * mean) / (n - 1)) : 0.0;  // unbiased, as torch.std
+    d.mean.push_back(mean);
+    d.std.push_back(std::max(std::sqrt(var), 1e-12));
+    for (int v = 0; v < 256; ++v) table[c][v] = static_cast<float>((v / 255.0 - mean) / d.std.back());
+  }
+  d.train_x = normalize_u8(train_images, table);
+  d.val_x = normalize_u8(val_images, table);
+  d.test_x = normalize_u8(test_images, table);
+}
+
 }  // namespace
 
 Dataset load_dataset(const json& config, const torch::Device& device, const LoadOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   check_available(config);
   const std::string name = config.at("name").get<std::string>();
-  if (is_text_dataset(name)) return load_text_dataset(config, device);  // no cache: tokenizing is fast
+  if (!format_of(config).decode) return load_text_dataset(config, device);  // no cache: tokenizing is fast
   const std::string dir = config.at("path").get<std::string>();
 
   Dataset d;
@@ -335,13 +424,11 @@ Dataset load_dataset(const json& config, const torch::Device& device, const Load
           why_not == "no cache file" ? "written " + cache_path : "rewritten " + cache_path + " (" + why_not + ")";
     }
   }
-  if (decoded) {
-    raw = decode_dataset(config);
-    if (!cache_path.empty()) write_cache(cache_path, key, raw);
-  }
+  if (decoded) raw = decode_dataset(config);
   d.num_classes = raw.num_classes;
 
-  // Validation split and low-data subset, reproducible from data_seed.
+  // Validation split and low-data subset, reproducible from data_seed; checked before the cache
+  // is written, so that a refused grid leaves nothing behind.
   const int64_t train_size = config.value("train_size", int64_t{0});
   const int64_t val_size = config.value("val_size", int64_t{0});
   const double train_fraction = config.value("train_fraction", 1.0);
@@ -352,6 +439,13 @@ Dataset load_dataset(const json& config, const torch::Device& device, const Load
   } catch (const InputError& e) {
     throw InputError(dir + ": " + e.what());
   }
+  if (decoded && !cache_path.empty()) {
+    try {
+      write_cache(cache_path, key, raw);
+    } catch (const InputError& e) {  // a cache is a convenience: training goes on without it
+      d.cache_note = std::string("not written (") + e.what() + ")";
+    }
+  }
   const bool all = static_cast<int64_t>(rows.train.size()) == raw.train.labels.size(0);
   auto train_images = all ? raw.train.images : rows_of(raw.train.images, rows.train);
   d.train_y = all ? raw.train.labels : rows_of(raw.train.labels, rows.train);
@@ -359,29 +453,7 @@ Dataset load_dataset(const json& config, const torch::Device& device, const Load
   d.val_y = rows_of(raw.train.labels, rows.val);
   d.test_y = raw.test.labels;
 
-  // Per-channel statistics of the examples trained on: nothing from validation or test leaks in.
-  // Exact, from a histogram of the 8-bit pixels; then each split is normalised in one pass
-  // through a per-channel table of the 256 possible values.
-  const int64_t channels = train_images.size(1);
-  const auto hists = channel_histograms(train_images);
-  std::vector<std::array<float, 256>> table(static_cast<size_t>(channels));
-  for (int64_t c = 0; c < channels; ++c) {
-    double n = 0, sum = 0, sum2 = 0;
-    for (int v = 0; v < 256; ++v) {
-      const double k = static_cast<double>(hists[c][v]), x = v / 255.0;
-      n += k;
-      sum += k * x;
-      sum2 += k * x * x;
-    }
-    const double mean = sum / n;
-    const double var = n > 1 ? std::max(0.0, (sum2 - n * mean * mean) / (n - 1)) : 0.0;  // unbiased, as torch.std
-    d.mean.push_back(mean);
-    d.std.push_back(std::max(std::sqrt(var), 1e-12));
-    for (int v = 0; v < 256; ++v) table[c][v] = static_cast<float>((v / 255.0 - mean) / d.std.back());
-  }
-  d.train_x = normalize_u8(train_images, table);
-  d.val_x = normalize_u8(val_images, table);
-  d.test_x = normalize_u8(raw.test.images, table);
+  normalize(d, train_images, val_images, raw.test.images);
 
   d.augment = config.value("augment", std::string("none"));
   for (torch::Tensor* t : {&d.train_x, &d.train_y, &d.val_x, &d.val_y, &d.test_x, &d.test_y}) *t = t->to(device);

@@ -38,6 +38,17 @@ struct SpanGold {
   bool allow_null = false;                      // v2.0: the [CLS] position may be predicted
 };
 
+/// What a dataset's tensors hold, and so how a model reads them and a task scores them.
+enum class TaskKind {
+  kImages,        // images in classes
+  kTextClassify,  // token sequences (or pairs) in classes
+  kRegress,       // token pairs with a score (STS-B)
+  kSpan,          // question and context, an answer span (SQuAD)
+  kLm,            // next-token prediction
+};
+/// "classify", "text-classify", "regress", "span", "lm": for messages and records.
+const char* name_of(TaskKind kind);
+
 /// A dataset's tensors, on the device.
 ///
 /// task says what they hold:
@@ -48,7 +59,7 @@ struct SpanGold {
 /// - "lm": x int64 [N, L + 1] windows (inputs [:, :L], targets [:, 1:]), y undefined.
 struct Dataset {
   std::string name;
-  std::string task = "classify";
+  TaskKind task = TaskKind::kImages;
   torch::Tensor train_x, train_y;  // [N, C, H, W] float32, [N] int64 (images; see task)
   torch::Tensor val_x, val_y;      // carved from the training set; 0 rows when val_size is 0
   torch::Tensor test_x, test_y;
@@ -84,6 +95,9 @@ RawDataset decode_dataset(const nlohmann::json& config);
 
 /// The files a dataset config reads, for the cache key (their sizes and times are part of it).
 std::vector<std::string> source_files(const nlohmann::json& config);
+
+/// The dataset names load_dataset can read (each must be a name of experiments::datasets()).
+std::vector<std::string> dataset_reader_names();
 
 /// Indices of a subset of `size` examples with equal counts per class (the first
 /// size % num_classes classes get one more), drawn reproducibly from `seed`, sorted.

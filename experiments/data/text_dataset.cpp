@@ -81,7 +81,7 @@ void load_glue_like(const json& config, Dataset& d) {
   TextTask t = is_glue(name) ? read_glue(name.substr(5), dir) : read_sentence_task(dir, name);
   d.glue_task = is_glue(name) ? name.substr(5) : "";
   d.metric = glue_metric(d.glue_task);
-  d.task = t.regression ? "regress" : "text-classify";
+  d.task = t.regression ? TaskKind::kRegress : TaskKind::kTextClassify;
   d.num_classes = t.regression ? 1 : static_cast<int64_t>(t.label_names.size());
   if (t.train.size() == 0) throw InputError(t.files[0] + ": no examples");
   if (t.dev.size() == 0) throw InputError(t.files[1] + ": no examples");
@@ -141,7 +141,7 @@ void load_squad(const json& config, Dataset& d) {
   const SquadData train = read_squad(files[0]), dev = read_squad(files[1]);
   if (train.questions.empty()) throw InputError(files[0] + ": no questions");
   if (dev.questions.empty()) throw InputError(files[1] + ": no questions");
-  d.task = "span";
+  d.task = TaskKind::kSpan;
   d.metric = "f1";
   d.num_classes = 0;
   const bool v2 = config.value("version", std::string("1.1")) == "2.0";
@@ -210,7 +210,7 @@ void load_lm(const json& config, Dataset& d) {
   o.max_vocab = config.value("max_vocab", o.max_vocab);
   const LmCorpus c = read_lm_corpus(path, o);
   const int64_t length = config.value("seq_len", int64_t{64});
-  d.task = "lm";
+  d.task = TaskKind::kLm;
   d.metric = "ppl";
   d.vocab_size = static_cast<int64_t>(c.vocab.size());
   d.max_len = length;

@@ -6,6 +6,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "experiments/data/dataset.h"
+#include <vector>
+
 namespace htga::models {
 
 /// What a model is built for: one example's shape and the number of classes (images), or the
@@ -13,7 +16,7 @@ namespace htga::models {
 struct InputShape {
   int64_t channels = 3, height = 32, width = 32;
   int64_t num_classes = 10;
-  std::string task = "classify";  // classify (images), text-classify, regress, span, lm (data::Dataset::task)
+  data::TaskKind task = data::TaskKind::kImages;  // what the dataset holds
   int64_t vocab_size = 0;         // text: token ids 0..vocab_size-1
   int64_t max_len = 0;            // text: positions
 };
@@ -22,6 +25,9 @@ struct InputShape {
 /// parameters it omits take their registry defaults. Throws InputError for an unknown name or
 /// options that do not fit the input shape.
 torch::nn::AnyModule make_model(const nlohmann::json& config, const InputShape& input);
+
+/// The names the zoo has factories for (each must be a name of experiments::models()).
+std::vector<std::string> factory_names();
 
 /// Number of trainable scalars (parameters, not buffers such as batch-norm statistics).
 int64_t parameter_count(const torch::nn::Module& module);
