@@ -4,30 +4,52 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "experiments/error.h"
 
 namespace htga::cli {
 
-int run_run(const experiments::RunOptions& options, std::ostream& progress) {
-  auto s = experiments::run_grid(options, progress);
+namespace {
+
+/// The closing line of a grid run.
+std::string summary_line(const experiments::RunOptions& options, const experiments::RunSummary& s,
+                         const std::string& shard) {
+  std::string line = fmt::format("done: {} cells{}: {} trained, {} skipped (done before), {} diverged, {} failed",
+                                 s.cells, shard, s.finished, s.skipped, s.diverged, s.failed);
+  if (s.resumed) line += fmt::format(", {} resumed from a checkpoint", s.resumed);
+  if (s.restarted) line += fmt::format(", {} restarted (checkpoint unusable, set aside)", s.restarted);
+  if (s.busy) line += fmt::format(", {} left to another live process", s.busy);
+  if (s.lost) line += fmt::format(", {} taken over by another process", s.lost);
+  if (s.interrupted) line += fmt::format(", {} interrupted (run again to resume)", s.interrupted);
+  return line + "; db " + options.db_path;
+}
+
+}  // namespace
+
+int run_run(const experiments::RunOptions& options, const RunView& view, std::ostream& out, std::ostream& err) {
+  std::unique_ptr<experiments::Progress> progress;
+  if (view.quiet)
+    progress = std::make_unique<QuietProgress>(err);
+  else if (view.live)
+    progress = std::make_unique<LiveProgress>(err);
+  else
+    progress = std::make_unique<LineProgress>(err, view.progress_every_s);
+  auto s = experiments::run_grid(options, *progress);
   const std::string shard = options.shard_count > 1 ? fmt::format(" (shard {}/{}: {} cells)", options.shard_index,
                                                                   options.shard_count, s.selected)
                                                     : "";
-  if (options.dry_run) {
-    progress << fmt::format("{} cells{}, {} already done, {} to run", s.cells, shard, s.skipped, s.selected - s.skipped)
-             << std::endl;
+  if (options.dry_run) {  // a listing: stdout
+    for (const auto& p : s.plan)
+      out << fmt::format("[{}/{}] {} {} ({})", p.cell.index + 1, p.cell.total, p.cell.key, p.cell.label, p.state)
+          << "\n";
+    out << fmt::format("{} cells{}, {} already done, {} to run", s.cells, shard, s.skipped, s.selected - s.skipped)
+        << std::endl;
     return 0;
   }
-  if (!options.quiet) {
-    std::string line = fmt::format("done: {} cells{}: {} trained, {} skipped (done before), {} diverged, {} failed",
-                                   s.cells, shard, s.finished, s.skipped, s.diverged, s.failed);
-    if (s.resumed) line += fmt::format(", {} resumed from a checkpoint", s.resumed);
-    if (s.busy) line += fmt::format(", {} left to another live process", s.busy);
-    if (s.interrupted) line += fmt::format(", {} interrupted (run again to resume)", s.interrupted);
-    progress << line << "; db " << options.db_path << std::endl;
-  }
+  if (!view.quiet) err << summary_line(options, s, shard) << std::endl;
   if (s.interrupted > 0 || experiments::stop_requested()) return 130;
   return s.failed > 0 ? 1 : 0;
 }
@@ -47,6 +69,7 @@ void setup_run(CLI::App& app, int& exit_code) {
   auto* run = app.add_subcommand("run", "Run experiments");
   run->require_subcommand(1);
   auto opts = std::make_shared<experiments::RunOptions>();
+  auto view = std::make_shared<RunView>();
   auto shard = std::make_shared<std::string>();
   auto* grid = run->add_subcommand(
       "grid",
@@ -56,7 +79,7 @@ void setup_run(CLI::App& app, int& exit_code) {
       "a second Ctrl-C quits at once.");
   grid->add_option("file", opts->grid_path, "Grid JSON file (see experiments/grids/)")->required();
   grid->add_option("--db", opts->db_path, "Result database")->capture_default_str();
-  grid->add_flag("--dry-run", opts->dry_run, "List the cells and whether they are done; train nothing");
+  grid->add_flag("--dry-run", opts->dry_run, "List the cells and whether they are done (stdout); train nothing");
   grid->add_option("--device", opts->device, "Override the grid's device: auto, cpu, cuda, cuda:N");
   grid->add_option("-j,--jobs", opts->jobs, "Cells trained at once (threads sharing the loaded datasets)")
       ->capture_default_str();
@@ -64,22 +87,27 @@ void setup_run(CLI::App& app, int& exit_code) {
   grid->add_option("--max-cells", opts->max_cells, "Refuse larger grids unless --yes")->capture_default_str();
   grid->add_flag("-y,--yes", opts->yes, "Run a grid larger than --max-cells");
   grid->add_option("--stale-after", opts->stale_after_s,
-                   "Seconds without a heartbeat after which a `running` cell is taken over")
+                   "Seconds without a heartbeat after which a `running` cell is taken over (at least 3 "
+                   "heartbeats)")
+      ->capture_default_str();
+  grid->add_option("--heartbeat", opts->heartbeat_seconds, "Seconds between heartbeats of the cells in training")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   grid->add_option("--checkpoint-dir", opts->checkpoint_dir, "Checkpoint folder (default: checkpoints/ beside --db)");
   grid->add_option("--flush-every", opts->flush_every, "Steps buffered before a database commit")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  grid->add_option("--progress-every", opts->plain_progress_seconds,
+  grid->add_option("--progress-every", view->progress_every_s,
                    "When stderr is not a terminal: seconds between progress lines of the cells in training")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  grid->add_flag("-q,--quiet", opts->quiet, "No progress lines");
-  grid->callback([opts, shard, &exit_code]() {
+  grid->add_flag("-q,--quiet", view->quiet, "No progress lines (failures are still reported)");
+  grid->callback([opts, view, shard, &exit_code]() {
     if (!shard->empty()) std::tie(opts->shard_index, opts->shard_count) = parse_shard(*shard);
-    opts->live = !opts->quiet && !opts->dry_run && isatty(fileno(stderr));
+    view->live = !view->quiet && !opts->dry_run && isatty(fileno(stderr));
+    if (view->live) opts->tick_seconds = 0.5;
     experiments::install_signal_handlers();
-    exit_code = run_run(*opts, std::cerr);
+    exit_code = run_run(*opts, *view, std::cout, std::cerr);
   });
 }
 

@@ -34,8 +34,15 @@ void setup_merge(CLI::App& app, int& exit_code);
 int run_merge(const std::string& out_path, const std::vector<std::string>& inputs, std::ostream& out);
 void setup_runs(CLI::App& app, int& exit_code);  // `htga runs` and `htga show`
 
-/// `htga run grid FILE`: 0 when every cell finished or diverged, 1 when a cell failed.
-int run_run(const experiments::RunOptions& options, std::ostream& progress);
+/// How `htga run grid` shows its progress.
+struct RunView {
+  bool quiet = false;             // -q: failures only
+  bool live = false;              // a live display (stderr is a terminal)
+  double progress_every_s = 60;   // not live: seconds between progress lines of cells in training
+};
+/// `htga run grid FILE`: progress on `err`, a dry run's listing on `out`. Exit status 0 when
+/// every cell finished or diverged, 1 when a cell failed, 130 when interrupted.
+int run_run(const experiments::RunOptions& options, const RunView& view, std::ostream& out, std::ostream& err);
 
 struct ReportOptions {
   std::string db_path = kDefaultDb;

@@ -2,25 +2,34 @@
 
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 
 #include "estimators/hill.h"
 #include "estimators/tail.h"
 
 namespace htga::experiments {
 
-AlphaSettings AlphaSettings::from_config(const nlohmann::json& t) {
-  AlphaSettings s;
-  s.estimator = t.value("estimator", s.estimator);
-  s.noise = t.value("noise", s.noise);
-  s.scope = t.value("scope", s.scope);
-  s.every = t.value("alpha_every", s.every);
-  s.noise_ema = t.value("noise_ema", s.noise_ema);
-  s.probe_batches = t.value("probe_batches", s.probe_batches);
-  s.subsample = t.value("subsample", s.subsample);
-  s.k = t.value("k", s.k);
-  s.k_fraction = t.value("k_fraction", s.k_fraction);
-  s.graph = t.value("alpha_graph", s.graph);
-  return s;
+const char* name_of(NoiseSource source) {
+  switch (source) {
+    case NoiseSource::kNoise: return "noise";
+    case NoiseSource::kGradient: return "gradient";
+    case NoiseSource::kProbe: return "probe";
+  }
+  throw std::logic_error("unknown noise source");
+}
+
+const char* name_of(Scope scope) { return scope == Scope::kGlobal ? "global" : "layer"; }
+
+NoiseSource noise_source_named(const std::string& name) {
+  for (auto s : {NoiseSource::kNoise, NoiseSource::kGradient, NoiseSource::kProbe})
+    if (name == name_of(s)) return s;
+  throw std::logic_error("internal error: noise source \"" + name + "\" passed grid validation");
+}
+
+Scope scope_named(const std::string& name) {
+  for (auto s : {Scope::kGlobal, Scope::kLayer})
+    if (name == name_of(s)) return s;
+  throw std::logic_error("internal error: scope \"" + name + "\" passed grid validation");
 }
 
 AlphaMonitor::AlphaMonitor(const AlphaSettings& settings, const std::vector<torch::Tensor>& params,
@@ -31,14 +40,14 @@ AlphaMonitor::AlphaMonitor(const AlphaSettings& settings, const std::vector<torc
     slices_.push_back({offset, p.numel()});
     offset += p.numel();
   }
-  if (s_.subsample > 0 && s_.scope == "global")
+  if (s_.subsample > 0 && s_.scope == Scope::kGlobal)
     subsample_.emplace(flat_grad_.numel(), s_.subsample, seed ^ 0x5eed5eedULL, flat_grad_.device());
   nan_ = torch::full({}, std::numeric_limits<float>::quiet_NaN(), flat_grad_.options().dtype(torch::kFloat32));
   try_graph_ = s_.graph && flat_grad_.is_cuda();
 }
 
 std::vector<torch::Tensor> AlphaMonitor::fused_hill(torch::Tensor& mean) const {
-  if (s_.scope == "global")
+  if (s_.scope == Scope::kGlobal)
     return {estimators::hill_ema_noise(flat_grad_, mean, s_.noise_ema, k_for(flat_grad_.numel()))};
   std::vector<torch::Tensor> per;
   for (auto [off, len] : slices_) {
@@ -70,71 +79,79 @@ torch::Tensor AlphaMonitor::estimate_one(const torch::Tensor& a, const torch::Te
 }
 
 AlphaMonitor::Result AlphaMonitor::observe(int64_t step, const std::function<void()>& probe_gradient) {
-  Result r{nan_, {}};
   const bool due = s_.every > 0 && step % s_.every == 0;
-  // What is estimated: `a - b`, or `a` alone.
-  torch::Tensor a, b_store;
-  const torch::Tensor* b = nullptr;
-  if (s_.noise == "noise") {
-    if (s_.every <= 0) return r;
-    // The fast path: Hill and the mean's update in one pass (per layer, on each slice).
-    if (due && ema_.started() && s_.estimator == "hill" && !subsample_ && s_.noise_ema > 0) {
-      auto& mean = ema_.mutable_mean();
-      if (graph_ && graph_mean_ != mean.data_ptr()) graph_.reset();  // a checkpoint replaced the mean
-      if (try_graph_ && !graph_ && eager_estimates_ >= 2) {
-        graph_ = std::make_unique<compat::Graph>();
-        if (graph_->capture(
-                flat_grad_.device(), [this, &mean] { return fused_hill(mean); }, &graph_failure_)) {
-          graph_mean_ = mean.data_ptr();
-        } else {
-          graph_.reset();
-          try_graph_ = false;  // eager from now on; graph_failure_ says why
-        }
-      }
-      std::vector<torch::Tensor> outs;
-      if (graph_) {
-        graph_->replay();
-        // The graph's outputs are overwritten by the next replay: the caller keeps copies.
-        for (const auto& t : graph_->outputs()) outs.push_back(t.clone());
-      } else {
-        outs = fused_hill(mean);
-        ++eager_estimates_;
-      }
-      r.alpha = outs[0];
-      if (outs.size() > 1) r.layers = outs[1];
-      return r;
+  switch (s_.noise) {
+    case NoiseSource::kNoise: return observe_noise(due);
+    case NoiseSource::kGradient: return due ? estimate_scoped(flat_grad_, nullptr) : Result{nan_, {}};
+    case NoiseSource::kProbe:
+      return due && probe_gradient ? observe_probe(probe_gradient) : Result{nan_, {}};
+  }
+  throw std::logic_error("unknown noise source");
+}
+
+AlphaMonitor::Result AlphaMonitor::observe_noise(bool due) {
+  if (s_.every <= 0) return {nan_, {}};
+  // The fast path: Hill and the mean's update in one pass (per layer, on each slice).
+  if (due && ema_.started() && s_.estimator == "hill" && !subsample_ && s_.noise_ema > 0) return fused_noise_estimate();
+  // The mean is updated every step, estimated or not: the EMA must see every gradient.
+  if (!ema_.update(flat_grad_) || !due) return {nan_, {}};
+  return estimate_scoped(flat_grad_, &ema_.mean());  // g_t - m_t = rho (g_t - m_{t-1}): the same tail index
+}
+
+AlphaMonitor::Result AlphaMonitor::fused_noise_estimate() {
+  auto& mean = ema_.mutable_mean();
+  if (graph_ && graph_mean_ != mean.data_ptr()) graph_.reset();  // a checkpoint replaced the mean
+  if (try_graph_ && !graph_ && eager_estimates_ >= 2) {
+    graph_ = std::make_unique<compat::Graph>();
+    if (graph_->capture(
+            flat_grad_.device(), [this, &mean] { return fused_hill(mean); }, &graph_failure_)) {
+      graph_mean_ = mean.data_ptr();
+    } else {
+      graph_.reset();
+      try_graph_ = false;  // eager from now on; graph_failure_ says why
     }
-    // The mean is updated every step, estimated or not: the EMA must see every gradient.
-    if (!ema_.update(flat_grad_) || !due) return r;
-    a = flat_grad_;
-    b = &ema_.mean();  // g_t - m_t = rho (g_t - m_{t-1}): the same tail index
-  } else if (s_.noise == "gradient") {
-    if (!due) return r;
-    a = flat_grad_;
-  } else {  // probe
-    if (!due || !probe_gradient) return r;
-    auto own = flat_grad_.clone();
-    std::vector<torch::Tensor> grads;
-    for (int64_t i = 0; i < s_.probe_batches; ++i) {
-      probe_gradient();
-      grads.push_back(subsample_ ? subsample_->apply(flat_grad_) : flat_grad_.clone());
-    }
-    flat_grad_.copy_(own);
-    auto g = torch::stack(grads);
-    a = (g - g.mean(0, /*keepdim=*/true)).reshape({-1});  // pooled deviations from the probe mean
-    if (s_.scope == "global") {
-      r.alpha = estimate_one(a, nullptr);
-      return r;
-    }
-    // Per layer: the probe's columns of each parameter tensor.
-    auto dev = (g - g.mean(0, true));
-    std::vector<torch::Tensor> per;
-    for (auto [off, len] : slices_) per.push_back(estimate_one(dev.narrow(1, off, len).reshape({-1}), nullptr));
-    r.layers = torch::stack(per);
-    r.alpha = r.layers.nanmedian();
+  }
+  std::vector<torch::Tensor> outs;
+  if (graph_) {
+    graph_->replay();
+    // The graph's outputs are overwritten by the next replay: the caller keeps copies.
+    for (const auto& t : graph_->outputs()) outs.push_back(t.clone());
+  } else {
+    outs = fused_hill(mean);
+    ++eager_estimates_;
+  }
+  Result r{outs[0], {}};
+  if (outs.size() > 1) r.layers = outs[1];
+  return r;
+}
+
+AlphaMonitor::Result AlphaMonitor::observe_probe(const std::function<void()>& probe_gradient) {
+  Result r{nan_, {}};
+  auto own = flat_grad_.clone();
+  std::vector<torch::Tensor> grads;
+  for (int64_t i = 0; i < s_.probe_batches; ++i) {
+    probe_gradient();
+    grads.push_back(subsample_ ? subsample_->apply(flat_grad_) : flat_grad_.clone());
+  }
+  flat_grad_.copy_(own);
+  auto g = torch::stack(grads);
+  auto a = (g - g.mean(0, /*keepdim=*/true)).reshape({-1});  // pooled deviations from the probe mean
+  if (s_.scope == Scope::kGlobal) {
+    r.alpha = estimate_one(a, nullptr);
     return r;
   }
-  if (s_.scope == "global") {
+  // Per layer: the probe's columns of each parameter tensor.
+  auto dev = (g - g.mean(0, true));
+  std::vector<torch::Tensor> per;
+  for (auto [off, len] : slices_) per.push_back(estimate_one(dev.narrow(1, off, len).reshape({-1}), nullptr));
+  r.layers = torch::stack(per);
+  r.alpha = r.layers.nanmedian();
+  return r;
+}
+
+AlphaMonitor::Result AlphaMonitor::estimate_scoped(const torch::Tensor& a, const torch::Tensor* b) const {
+  Result r{nan_, {}};
+  if (s_.scope == Scope::kGlobal) {
     if (subsample_) {
       auto sa = subsample_->apply(a);
       if (b) {

@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,10 +16,24 @@
 
 namespace htga::experiments {
 
+/// What alpha_hat is estimated on: g_t - m_t (m_t an EMA of gradients), the raw gradient
+/// coordinates, or a probe of fresh minibatch gradients at fixed weights minus their mean.
+enum class NoiseSource { kNoise, kGradient, kProbe };
+/// Over what: all parameters as one sample, or each parameter tensor on its own.
+enum class Scope { kGlobal, kLayer };
+
+/// The names grids and the registry use ("noise", "gradient", "probe"; "global", "layer").
+const char* name_of(NoiseSource source);
+const char* name_of(Scope scope);
+/// Inverse of name_of; throws std::logic_error for a name the registry does not list (grids
+/// are validated before they get here).
+NoiseSource noise_source_named(const std::string& name);
+Scope scope_named(const std::string& name);
+
 struct AlphaSettings {
-  std::string estimator = "hill";  // hill, pickands, moment, stable, ks
-  std::string noise = "noise";     // noise, gradient, probe
-  std::string scope = "global";    // global, layer
+  std::string estimator = "hill";            // a name of the estimator registry
+  NoiseSource noise = NoiseSource::kNoise;   // what is estimated
+  Scope scope = Scope::kGlobal;              // over what
   int64_t every = 1;               // estimate every this many steps (0 = never)
   double noise_ema = 0.9;          // rho of the gradient EMA
   int64_t probe_batches = 8;       // minibatch gradients per probe
@@ -28,9 +41,6 @@ struct AlphaSettings {
   int64_t k = 0;                   // order statistics / block size (0 = estimator default)
   double k_fraction = 0;           // k as a fraction of n (0 = use k)
   bool graph = true;               // on CUDA, replay the estimator as one CUDA graph
-
-  /// From a cell's canonical "train" settings.
-  static AlphaSettings from_config(const nlohmann::json& train);
 };
 
 /// Estimates alpha_hat of the gradient noise after each backward pass, on the device, with no
@@ -66,6 +76,12 @@ class AlphaMonitor {
 
  private:
   torch::Tensor estimate_one(const torch::Tensor& a, const torch::Tensor* b) const;
+  /// observe() for each noise source; the fused EMA + Hill pass of the noise source.
+  Result observe_noise(bool due);
+  Result fused_noise_estimate();
+  Result observe_probe(const std::function<void()>& probe_gradient);
+  /// The estimate of a - b (b null: of a) over the settings' scope.
+  Result estimate_scoped(const torch::Tensor& a, const torch::Tensor* b) const;
   /// The fused EMA + Hill estimate (global or per layer): {alpha} or {alpha, layers}.
   std::vector<torch::Tensor> fused_hill(torch::Tensor& mean) const;
   int64_t k_for(int64_t n) const;

@@ -14,28 +14,15 @@ namespace htga::experiments {
 
 namespace F = torch::nn::functional;
 
-Task::Task(const data::Dataset& dataset) : d_(dataset) {
-  if (d_.task == "classify")
-    kind_ = Kind::kImage;
-  else if (d_.task == "text-classify")
-    kind_ = Kind::kClassify;
-  else if (d_.task == "regress")
-    kind_ = Kind::kRegress;
-  else if (d_.task == "span")
-    kind_ = Kind::kSpan;
-  else if (d_.task == "lm")
-    kind_ = Kind::kLm;
-  else
-    throw std::invalid_argument("unknown task \"" + d_.task + "\"");
-}
+Task::Task(const data::Dataset& dataset) : d_(dataset), kind_(dataset.task) {}
 
 Task::Batch Task::batch(const torch::Tensor& idx, at::Generator* augment_gen) const {
-  if (kind_ == Kind::kImage) {
+  if (kind_ == data::TaskKind::kImages) {
     auto x = d_.train_x.index_select(0, idx);
     if (augment_gen) x = data::augment_batch(x, d_.augment, *augment_gen);
     return {x, d_.train_y.index_select(0, idx)};
   }
-  if (kind_ == Kind::kLm) {
+  if (kind_ == data::TaskKind::kLm) {
     auto w = d_.train_x.index_select(0, idx);
     const int64_t l = w.size(1) - 1;
     return {w.narrow(1, 0, l), w.narrow(1, 1, l)};
@@ -45,9 +32,9 @@ Task::Batch Task::batch(const torch::Tensor& idx, at::Generator* augment_gen) co
 
 torch::Tensor Task::loss(const torch::Tensor& out, const torch::Tensor& y) const {
   switch (kind_) {
-    case Kind::kRegress:
+    case data::TaskKind::kRegress:
       return F::mse_loss(out, y);
-    case Kind::kLm:
+    case data::TaskKind::kLm:
       return F::cross_entropy(out.reshape({-1, out.size(-1)}), y.reshape({-1}));
     default:  // classes; spans: [B, L, 2] against [B, 2], the mean of the start and end losses
       return F::cross_entropy(out, y);
@@ -56,11 +43,11 @@ torch::Tensor Task::loss(const torch::Tensor& out, const torch::Tensor& y) const
 
 torch::Tensor Task::accuracy(const torch::Tensor& out, const torch::Tensor& y) const {
   switch (kind_) {
-    case Kind::kRegress:
+    case data::TaskKind::kRegress:
       return torch::full({}, std::numeric_limits<float>::quiet_NaN(), out.options().dtype(torch::kFloat32));
-    case Kind::kSpan:
+    case data::TaskKind::kSpan:
       return out.argmax(1).eq(y).all(1).to(torch::kFloat32).mean();
-    case Kind::kLm:
+    case data::TaskKind::kLm:
       return out.argmax(-1).eq(y).to(torch::kFloat32).mean();
     default:
       return out.argmax(1).eq(y).sum().to(torch::kFloat32) / static_cast<double>(y.size(0));
@@ -93,70 +80,80 @@ std::string best_span_text(const float* logits, int64_t length, const data::Squa
   return data::feature_answer_text(feature, context, bs, be);
 }
 
-Evaluation Task::evaluate(torch::nn::AnyModule& model, torch::nn::Module& module, const std::string& split) const {
+Task::Rows Task::rows(const std::string& split) const {
   const torch::Tensor *xp = nullptr, *yp = nullptr;
-  const data::SpanGold* gold = nullptr;
+  Rows r;
   if (split == "train") {
     xp = &d_.train_x, yp = &d_.train_y;
   } else if (split == "val") {
-    xp = &d_.val_x, yp = &d_.val_y, gold = d_.span_val.get();
+    xp = &d_.val_x, yp = &d_.val_y, r.gold = d_.span_val.get();
   } else if (split == "test") {
-    xp = &d_.test_x, yp = &d_.test_y, gold = d_.span_test.get();
+    xp = &d_.test_x, yp = &d_.test_y, r.gold = d_.span_test.get();
   } else if (split == d_.test2_name && d_.test2_x.defined()) {
     xp = &d_.test2_x, yp = &d_.test2_y;
   } else {
-    throw std::invalid_argument("no split \"" + split + "\" in dataset " + d_.name);
+    throw std::logic_error("no split \"" + split + "\" in dataset " + d_.name);
   }
-  torch::Tensor x = *xp, y = *yp;
-  if (split == "train" && train_eval_size_ > 0 && x.size(0) > train_eval_size_) {
+  r.x = *xp, r.y = *yp;
+  if (split == "train" && train_eval_size_ > 0 && r.x.size(0) > train_eval_size_) {
     // The same rows for every run of the dataset: a permutation from a fixed seed.
     auto gen = at::detail::createCPUGenerator(0x7a1e5eedULL);
     auto picked =
-        torch::randperm(x.size(0), gen, torch::TensorOptions().dtype(torch::kInt64)).narrow(0, 0, train_eval_size_);
-    auto rows = std::get<0>(picked.sort()).to(x.device());
-    x = x.index_select(0, rows);
-    if (y.defined() && y.size(0) == xp->size(0)) y = y.index_select(0, rows);
+        torch::randperm(r.x.size(0), gen, torch::TensorOptions().dtype(torch::kInt64)).narrow(0, 0, train_eval_size_);
+    auto rows = std::get<0>(picked.sort()).to(r.x.device());
+    r.x = r.x.index_select(0, rows);
+    if (r.y.defined() && r.y.size(0) == xp->size(0)) r.y = r.y.index_select(0, rows);
   }
-  torch::NoGradGuard no_grad;
-  compat::Autocast autocast(x.device(), amp_);
-  module.eval();
-  const int64_t n = x.size(0);
-  Evaluation ev;
-  if (kind_ == Kind::kImage) {
-    // Loss, top-1 and (for 100+ classes) top-5 in chunks small enough for a ResNet's activations.
-    const int64_t chunk = 1024;
-    const bool top5 = d_.num_classes >= 100;
-    auto loss_sum = torch::zeros({}, x.options().dtype(torch::kFloat64));
-    auto correct = torch::zeros({}, x.options().dtype(torch::kInt64));
-    auto correct5 = torch::zeros({}, x.options().dtype(torch::kInt64));
-    for (int64_t i = 0; i < n; i += chunk) {
-      const int64_t len = std::min(chunk, n - i);
-      auto logits = model.forward(x.narrow(0, i, len));
-      auto yy = y.narrow(0, i, len);
-      loss_sum += F::cross_entropy(logits, yy, F::CrossEntropyFuncOptions().reduction(torch::kSum)).to(torch::kFloat64);
-      correct += logits.argmax(1).eq(yy).sum();
-      if (top5) correct5 += std::get<1>(logits.topk(5, 1)).eq(yy.unsqueeze(1)).any(1).sum();
-    }
-    module.train();
-    auto all = torch::stack({loss_sum, correct.to(torch::kFloat64), correct5.to(torch::kFloat64)}).cpu();
-    ev.loss = all[0].item<double>() / n;
-    ev.acc = all[1].item<double>() / n;
-    ev.top5 = top5 ? all[2].item<double>() / n : NAN;
-    ev.main = ev.acc;
-    return ev;
-  }
+  return r;
+}
 
+Evaluation Task::evaluate(torch::nn::AnyModule& model, torch::nn::Module& module, const std::string& split) const {
+  const Rows r = rows(split);
+  torch::NoGradGuard no_grad;
+  compat::Autocast autocast(r.x.device(), amp_);
+  module.eval();
+  Evaluation ev = kind_ == data::TaskKind::kImages ? evaluate_images(model, r) : evaluate_text(model, r);
+  module.train();
+  return ev;
+}
+
+Evaluation Task::evaluate_images(torch::nn::AnyModule& model, const Rows& r) const {
+  // Loss, top-1 and (for 100+ classes) top-5 in chunks small enough for a ResNet's activations.
+  const torch::Tensor &x = r.x, &y = r.y;
+  const int64_t n = x.size(0), chunk = 1024;
+  const bool top5 = d_.num_classes >= 100;
+  auto loss_sum = torch::zeros({}, x.options().dtype(torch::kFloat64));
+  auto correct = torch::zeros({}, x.options().dtype(torch::kInt64));
+  auto correct5 = torch::zeros({}, x.options().dtype(torch::kInt64));
+  for (int64_t i = 0; i < n; i += chunk) {
+    const int64_t len = std::min(chunk, n - i);
+    auto logits = model.forward(x.narrow(0, i, len));
+    auto yy = y.narrow(0, i, len);
+    loss_sum += F::cross_entropy(logits, yy, F::CrossEntropyFuncOptions().reduction(torch::kSum)).to(torch::kFloat64);
+    correct += logits.argmax(1).eq(yy).sum();
+    if (top5) correct5 += std::get<1>(logits.topk(5, 1)).eq(yy.unsqueeze(1)).any(1).sum();
+  }
+  auto all = torch::stack({loss_sum, correct.to(torch::kFloat64), correct5.to(torch::kFloat64)}).cpu();
+  Evaluation ev;
+  ev.loss = all[0].item<double>() / n;
+  ev.acc = all[1].item<double>() / n;
+  ev.top5 = top5 ? all[2].item<double>() / n : NAN;
+  ev.main = ev.acc;
+  return ev;
+}
+
+Evaluation Task::evaluate_text(torch::nn::AnyModule& model, const Rows& r) const {
   // Text: outputs gathered on the host, metrics computed there.
-  const int64_t chunk = kind_ == Kind::kLm ? 64 : 256;
+  const torch::Tensor &x = r.x, &y = r.y;
+  const int64_t n = x.size(0);
+  const int64_t chunk = kind_ == data::TaskKind::kLm ? 64 : 256;
   auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(x.device()));
   auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(x.device()));
-  int64_t units = 0;  // examples, or tokens for LM
-  std::vector<torch::Tensor> predictions;
-  std::vector<std::string> answers;
+  TextOutputs out;
   auto sum_of = [](const torch::Tensor& t) { return t.to(torch::kFloat64); };
   for (int64_t i = 0; i < n; i += chunk) {
     const int64_t len = std::min(chunk, n - i);
-    if (kind_ == Kind::kLm) {
+    if (kind_ == data::TaskKind::kLm) {
       auto w = x.narrow(0, i, len);
       const int64_t l = w.size(1) - 1;
       auto inputs = w.narrow(1, 0, l), targets = w.narrow(1, 1, l);
@@ -164,39 +161,47 @@ Evaluation Task::evaluate(torch::nn::AnyModule& model, torch::nn::Module& module
       loss_sum += sum_of(F::cross_entropy(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}),
                                           F::CrossEntropyFuncOptions().reduction(torch::kSum)));
       correct += logits.argmax(-1).eq(targets).sum();
-      units += len * l;
+      out.units += len * l;
       continue;
     }
-    auto out = model.forward(x.narrow(0, i, len));
+    auto o = model.forward(x.narrow(0, i, len));
     auto yy = y.narrow(0, i, len);
-    units += len;
-    if (kind_ == Kind::kRegress) {
-      loss_sum += sum_of(F::mse_loss(out, yy, F::MSELossFuncOptions().reduction(torch::kSum)));
-      predictions.push_back(out.to(torch::kFloat64));
-    } else if (kind_ == Kind::kClassify) {
-      loss_sum += sum_of(F::cross_entropy(out, yy, F::CrossEntropyFuncOptions().reduction(torch::kSum)));
-      auto pred = out.argmax(1);
+    out.units += len;
+    if (kind_ == data::TaskKind::kRegress) {
+      loss_sum += sum_of(F::mse_loss(o, yy, F::MSELossFuncOptions().reduction(torch::kSum)));
+      out.predictions.push_back(o.to(torch::kFloat64));
+    } else if (kind_ == data::TaskKind::kTextClassify) {
+      loss_sum += sum_of(F::cross_entropy(o, yy, F::CrossEntropyFuncOptions().reduction(torch::kSum)));
+      auto pred = o.argmax(1);
       correct += pred.eq(yy).sum();
-      predictions.push_back(pred);
+      out.predictions.push_back(pred);
     } else {  // span: the loss sums the mean of the start and end losses over examples
-      loss_sum += sum_of(F::cross_entropy(out, yy, F::CrossEntropyFuncOptions().reduction(torch::kNone)).mean(1).sum());
-      correct += out.argmax(1).eq(yy).all(1).sum();
-      if (gold) {
-        auto host = out.to(torch::kCPU, torch::kFloat32).contiguous();
-        const int64_t l = host.size(1);
-        for (int64_t b = 0; b < len; ++b) {
-          const auto row = static_cast<size_t>(i + b);
-          answers.push_back(best_span_text(host.data_ptr<float>() + b * l * 2, l, gold->features[row],
-                                           gold->contexts[row], gold->allow_null));
-        }
-      }
+      loss_sum += sum_of(F::cross_entropy(o, yy, F::CrossEntropyFuncOptions().reduction(torch::kNone)).mean(1).sum());
+      correct += o.argmax(1).eq(yy).all(1).sum();
+      if (r.gold) span_answers(o, *r.gold, i, out.answers);
     }
   }
-  module.train();
   auto totals = torch::stack({loss_sum, correct.to(torch::kFloat64)}).cpu();
-  ev.loss = n > 0 ? totals[0].item<double>() / static_cast<double>(units) : NAN;
-  ev.acc = n > 0 ? totals[1].item<double>() / static_cast<double>(units) : NAN;
+  Evaluation ev;
+  out.loss_sum = totals[0].item<double>();
+  ev.loss = n > 0 ? out.loss_sum / static_cast<double>(out.units) : NAN;
+  ev.acc = n > 0 ? totals[1].item<double>() / static_cast<double>(out.units) : NAN;
+  text_metrics(ev, r, out);
+  return ev;
+}
 
+void Task::span_answers(const torch::Tensor& logits, const data::SpanGold& gold, int64_t first,
+                        std::vector<std::string>& answers) const {
+  auto host = logits.to(torch::kCPU, torch::kFloat32).contiguous();
+  const int64_t l = host.size(1), len = host.size(0);
+  for (int64_t b = 0; b < len; ++b) {
+    const auto row = static_cast<size_t>(first + b);
+    answers.push_back(best_span_text(host.data_ptr<float>() + b * l * 2, l, gold.features[row], gold.contexts[row],
+                                     gold.allow_null));
+  }
+}
+
+void Task::text_metrics(Evaluation& ev, const Rows& r, const TextOutputs& out) const {
   auto to_doubles = [](const torch::Tensor& t) {
     auto c = t.to(torch::kCPU, torch::kFloat64).contiguous();
     return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
@@ -206,26 +211,26 @@ Evaluation Task::evaluate(torch::nn::AnyModule& model, torch::nn::Module& module
     return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
   };
   switch (kind_) {
-    case Kind::kLm:
-      ev.metrics = {{"ppl", perplexity(totals[0].item<double>(), units)}, {"acc", ev.acc}};
+    case data::TaskKind::kLm:
+      ev.metrics = {{"ppl", perplexity(out.loss_sum, out.units)}, {"acc", ev.acc}};
       break;
-    case Kind::kRegress: {
+    case data::TaskKind::kRegress: {
       ev.acc = NAN;
-      const auto p = to_doubles(torch::cat(predictions)), t = to_doubles(y);
+      const auto p = to_doubles(torch::cat(out.predictions)), t = to_doubles(r.y);
       ev.metrics = {{"pearson", pearson(t, p)}, {"spearman", spearman(t, p)}};
       break;
     }
-    case Kind::kClassify: {
-      const auto p = to_ints(torch::cat(predictions)), t = to_ints(y);
+    case data::TaskKind::kTextClassify: {
+      const auto p = to_ints(torch::cat(out.predictions)), t = to_ints(r.y);
       ev.metrics = {{"acc", ev.acc}};
       if (d_.glue_task == "cola") ev.metrics.push_back({"mcc", matthews_corrcoef(t, p)});
       if (d_.glue_task == "mrpc" || d_.glue_task == "qqp") ev.metrics.push_back({"f1", binary_f1(t, p)});
       break;
     }
-    case Kind::kSpan: {
+    case data::TaskKind::kSpan: {
       ev.metrics = {{"acc", ev.acc}};
-      if (gold) {
-        const SquadScores s = squad_scores(answers, gold->golds);
+      if (r.gold) {
+        const SquadScores s = squad_scores(out.answers, r.gold->golds);
         ev.metrics.push_back({"em", s.exact_match});
         ev.metrics.push_back({"f1", s.f1});
       }
@@ -236,7 +241,6 @@ Evaluation Task::evaluate(torch::nn::AnyModule& model, torch::nn::Module& module
   }
   for (const auto& [name, value] : ev.metrics)
     if (name == d_.metric) ev.main = value;
-  return ev;
 }
 
 }  // namespace htga::experiments

@@ -56,10 +56,30 @@ class Task {
   void set_amp(bool amp) { amp_ = amp; }
 
  private:
+  /// The rows of a split (the training set's fixed subset for "train"), with SQuAD's answers.
+  struct Rows {
+    torch::Tensor x, y;
+    const data::SpanGold* gold = nullptr;
+  };
+  /// What the text evaluation gathers for the metrics.
+  struct TextOutputs {
+    double loss_sum = 0;
+    int64_t units = 0;  // examples, or tokens for LM
+    std::vector<torch::Tensor> predictions;
+    std::vector<std::string> answers;
+  };
+  Rows rows(const std::string& split) const;
+  Evaluation evaluate_images(torch::nn::AnyModule& model, const Rows& r) const;
+  Evaluation evaluate_text(torch::nn::AnyModule& model, const Rows& r) const;
+  /// The answer texts of SQuAD logits [B, L, 2] for rows first..first+B-1.
+  void span_answers(const torch::Tensor& logits, const data::SpanGold& gold, int64_t first,
+                    std::vector<std::string>& answers) const;
+  void text_metrics(Evaluation& ev, const Rows& r, const TextOutputs& out) const;
+
   const data::Dataset& d_;
   int64_t train_eval_size_ = 0;
   bool amp_ = false;
-  enum class Kind { kImage, kClassify, kRegress, kSpan, kLm } kind_;
+  data::TaskKind kind_;
 };
 
 /// The best answer span of SQuAD start/end logits `logits` (float32 [L, 2], contiguous, on the

@@ -1,28 +1,46 @@
 #include "optimizers/htga.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <limits>
+#include <string>
 #include <stdexcept>
 #include <string>
 
 namespace htga::optimizers {
 
-HtgaController::HtgaController(HtgaOptions options, torch::Device device, int64_t groups) : options_(options) {
-  auto& o = options_;
-  if (!(o.lr > 0)) throw std::invalid_argument("Invalid learning rate: " + std::to_string(o.lr));
-  if (!(o.alpha0 > 0)) throw std::invalid_argument("Invalid alpha0: " + std::to_string(o.alpha0));
+namespace {
+/// A number for a message: short, whatever its size ("1e+300", not 301 digits).
+std::string num(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", x);
+  return buf;
+}
+}  // namespace
+
+void check_options(const HtgaOptions& o) {
+  constexpr double kFloatMax = std::numeric_limits<float>::max();
+  if (!(o.lr > 0 && o.lr <= kFloatMax)) throw std::invalid_argument("Invalid learning rate: " + num(o.lr));
+  if (!(o.alpha0 > 0)) throw std::invalid_argument("Invalid alpha0: " + num(o.alpha0));
   if (!(o.alpha_ema >= 0 && o.alpha_ema < 1)) throw std::invalid_argument("Invalid alpha_ema: must be in [0, 1)");
-  if (o.lr_min <= 0) o.lr_min = o.lr / 10;
-  if (o.lr_max <= 0) o.lr_max = o.lr * 10;
-  if (o.lr_min > o.lr_max)
-    throw std::invalid_argument("Invalid rate range: lr_min " + std::to_string(o.lr_min) + " > lr_max " +
-                                std::to_string(o.lr_max));
-  auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(device);
-  if (o.max_lr_change != 0 && o.max_lr_change < 1)
+  const double lr_min = o.lr_min > 0 ? o.lr_min : o.lr / 10, lr_max = o.lr_max > 0 ? o.lr_max : o.lr * 10;
+  if (lr_min > lr_max)
+    throw std::invalid_argument("Invalid rate range: lr_min " + num(lr_min) + " > lr_max " +
+                                num(lr_max));
+  if (!(lr_max <= kFloatMax)) throw std::invalid_argument("Invalid rate range: lr_max overflows float32");
+  if (o.max_lr_change != 0 && !(o.max_lr_change >= 1))
     throw std::invalid_argument("Invalid max_lr_change: must be >= 1 (or 0 for no limit)");
   if (o.alpha0_explore < 0 || o.alpha0_final < 0) throw std::invalid_argument("Invalid target: must be > 0");
   if (!(o.final_fraction >= 0 && o.final_fraction <= 1))
     throw std::invalid_argument("Invalid final_fraction: must be in [0, 1]");
+}
+
+HtgaController::HtgaController(HtgaOptions options, torch::Device device, int64_t groups) : options_(options) {
+  auto& o = options_;
+  check_options(o);
+  if (o.lr_min <= 0) o.lr_min = o.lr / 10;
+  if (o.lr_max <= 0) o.lr_max = o.lr * 10;
+  auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(device);
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const std::vector<int64_t> shape = groups > 1 ? std::vector<int64_t>{groups} : std::vector<int64_t>{};
   smoothed_ = torch::full(shape, nan, opts);

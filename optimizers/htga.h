@@ -43,6 +43,11 @@ struct HtgaOptions {
   int64_t total_steps = 0;  // steps of the whole run (for annealing)
 };
 
+/// Throws std::invalid_argument (the option named) when `options` cannot make a controller: a
+/// rate that is not positive or overflows float32, lr_min above lr_max, max_lr_change in (0, 1),
+/// alpha_ema outside [0, 1), a negative target, final_fraction outside [0, 1].
+void check_options(const HtgaOptions& options);
+
 /// The controller's phase, as logged per step.
 enum class Phase : int { kNormal = 0, kExplore = 1, kFinal = 2 };
 

@@ -400,6 +400,10 @@ Claim Store::claim_run(const RunRecord& run, double stale_after_s, bool resume,
     q.bind(1, run.cell_key);
     if (q.step()) old = read_run(q);
   }
+  if (old && (old->status == "finished" || old->status == "diverged")) {
+    claim.done = old->status;
+    return claim;
+  }
   if (old) {
     // NULL heartbeat (a run from before schema 4) reads as NaN: never fresh.
     if (old->status == "running" && stale_after_s > 0 && std::isfinite(old->heartbeat_at) &&

@@ -112,7 +112,8 @@ class LostClaim : public std::runtime_error {
 
 /// What begin_run decided about a cell.
 struct Claim {
-  int64_t run_id = 0;      // 0: another live process holds the cell (heartbeat fresh)
+  int64_t run_id = 0;      // 0: another live process holds the cell (heartbeat fresh), or it is done
+  std::string done;        // "finished" or "diverged" when the cell is done (nothing claimed)
   bool resumed = false;    // an earlier attempt left a checkpoint to continue from
   int64_t from_epoch = 0;  // epochs already done (checkpoint_epoch + 1 when resumed)
   int64_t from_step = 0;   // steps already done
@@ -173,7 +174,8 @@ class Store {
   /// heartbeat newer than `stale_after_s` seconds belongs to someone else (run_id 0). Otherwise
   /// the run is inserted or taken over; when `resume` and its recorded checkpoint file exists,
   /// the rows after the checkpoint are deleted and the claim says where to continue; else every
-  /// old row is deleted. Finished and diverged cells are the caller's to skip. `holder_alive`,
+  /// old row is deleted. A finished or diverged cell is never taken (Claim::done says so): a
+  /// result another process stored since the caller last looked stands. `holder_alive`,
   /// when given, is asked about a fresh `running` record: false (its process is gone, e.g. it
   /// ran on this host and its pid no longer exists) takes it over at once. Each successful
   /// claim increments the run's claim token and returns it (Claim::token, Claim::fence()).

@@ -7,6 +7,7 @@
 #include "estimators/noise.h"
 #include "estimators/tail.h"
 #include "samplers.h"
+#include "test_util.h"
 
 using htga::experiments::AlphaMonitor;
 using htga::experiments::AlphaSettings;
@@ -45,7 +46,7 @@ TEST_CASE("monitor, online noise: Hill of g_t - m_{t-1} every step", "[estimator
 TEST_CASE("monitor: raw gradient, every N steps, other estimators, subsets", "[estimators]") {
   Fixture f;
   AlphaSettings s;
-  s.noise = "gradient";
+  s.noise = htga::experiments::NoiseSource::kGradient;
   s.every = 3;
   s.estimator = "stable";
   AlphaMonitor m(s, f.params, f.flat, 0);
@@ -74,8 +75,8 @@ TEST_CASE("monitor: raw gradient, every N steps, other estimators, subsets", "[e
 TEST_CASE("monitor, layer scope: one estimate per parameter tensor, median as the step's", "[estimators]") {
   Fixture f;
   AlphaSettings s;
-  s.scope = "layer";
-  s.noise = "gradient";
+  s.scope = htga::experiments::Scope::kLayer;
+  s.noise = htga::experiments::NoiseSource::kGradient;
   AlphaMonitor m(s, f.params, f.flat, 0);
   f.set(1);
   auto r = m.observe(0);
@@ -91,7 +92,7 @@ TEST_CASE("monitor, layer scope: one estimate per parameter tensor, median as th
 TEST_CASE("monitor, probe: pooled deviations of fresh minibatch gradients; own gradient restored", "[estimators]") {
   Fixture f;
   AlphaSettings s;
-  s.noise = "probe";
+  s.noise = htga::experiments::NoiseSource::kProbe;
   s.probe_batches = 4;
   AlphaMonitor m(s, f.params, f.flat, 0);
   f.set(0);
@@ -110,12 +111,8 @@ TEST_CASE("monitor, probe: pooled deviations of fresh minibatch gradients; own g
   CHECK(value(r.alpha) == Approx(value(htga::estimators::hill(pooled))).epsilon(1e-5));
 }
 
-TEST_CASE("monitor on CUDA: the graph replays give the eager estimates exactly (skipped without a GPU)",
-          "[estimators]") {
-  if (!torch::cuda::is_available()) {
-    SUCCEED("no CUDA device: checked on the device machine by scripts/device-check");
-    return;
-  }
+TEST_CASE("monitor on CUDA: the graph replays give the eager estimates exactly (skipped without a GPU)", "[cuda]") {
+  if (!torch::cuda::is_available()) htga::test::skip("no CUDA device (checked on the device machine by scripts/device-check)");
   const torch::Device cuda(torch::kCUDA, 0);
   for (const std::string scope : {"global", "layer"}) {
     INFO(scope);
@@ -126,7 +123,7 @@ TEST_CASE("monitor on CUDA: the graph replays give the eager estimates exactly (
     auto pa = make(), pb = make();
     auto fa = htga::estimators::bind_flat_gradients(pa), fb = htga::estimators::bind_flat_gradients(pb);
     AlphaSettings graphed, eager;
-    graphed.scope = eager.scope = scope;
+    graphed.scope = eager.scope = htga::experiments::scope_named(scope);
     eager.graph = false;
     AlphaMonitor mg(graphed, pa, fa, 0), me(eager, pb, fb, 0);
     for (int64_t step = 0; step < 8; ++step) {

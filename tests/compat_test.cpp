@@ -6,6 +6,7 @@
 #include <map>
 #include <sstream>
 
+#include "cli/progress.h"
 #include "experiments/grid.h"
 #include "experiments/models/transformer.h"
 #include "experiments/runner.h"
@@ -127,8 +128,8 @@ TEST_CASE("amp bf16 trains a grid cell on the CPU; its losses differ slightly fr
   htga::experiments::RunOptions opts;
   opts.grid_path = dir.file("g.json");
   opts.db_path = dir.file("a.db");
-  opts.quiet = true;
-  std::ostringstream progress;
+  std::ostringstream progress_text;
+  htga::cli::LineProgress progress(progress_text);
   const auto summary = htga::experiments::run_grid(opts, progress);
   CHECK(summary.finished == 2);
   htga::storage::Store store(dir.file("a.db"));

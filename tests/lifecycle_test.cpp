@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cli/progress.h"
 #include "cli/commands.h"
 #include "experiments/runner.h"
 #include "storage/merge.h"
@@ -25,7 +26,9 @@
 extern char** environ;
 
 using htga::storage::Store;
+using htga::test::spawn_htga;
 using htga::test::TempDir;
+using htga::test::wait_exit;
 using htga::test::write_text;
 
 namespace {
@@ -182,31 +185,6 @@ const char* kLifeGrid = R"({
   ],
   "seeds": [0]
 })";
-
-pid_t spawn_htga(const std::vector<std::string>& args, const std::string& log) {
-  std::vector<std::string> argv{HTGA_BINARY};
-  argv.insert(argv.end(), args.begin(), args.end());
-  std::vector<char*> cargv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  // One intra-op thread: the same reductions in every process, so results compare bit for bit.
-  setenv("OMP_NUM_THREADS", "1", 1);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, HTGA_BINARY, &fa, nullptr, cargv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  REQUIRE(rc == 0);
-  return pid;
-}
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
 
 /// Steps stored so far (0 while the database or its tables do not exist yet).
 int64_t stored_steps(const std::string& db) {
@@ -366,8 +344,8 @@ TEST_CASE("--shard splits a grid, merge puts it back together; --jobs 2 trains c
   })");
   htga::experiments::RunOptions o;
   o.grid_path = dir.file("g.json");
-  o.quiet = true;
-  std::ostringstream progress;
+  std::ostringstream progress_text;
+  htga::cli::LineProgress progress(progress_text);
   o.db_path = dir.file("all.db");
   o.jobs = 2;
   auto all = htga::experiments::run_grid(o, progress);
@@ -491,7 +469,7 @@ TEST_CASE("a corpus of bad inputs: exit code 2, one line naming the problem, no 
   CHECK(htga::test::read_file(dir.file("notdb.db")) == junk);
   {
     htga::storage::Database d(dir.file("newer.db"));
-    d.exec("CREATE TABLE runs (id INTEGER PRIMARY KEY); PRAGMA user_version = 99");
+    d.exec("CREATE TABLE runs (id INTEGER PRIMARY KEY); PRAGMA user_version = 99; PRAGMA application_id = 1213482817");
   }
   const std::string newer = htga::test::read_file(dir.file("newer.db"));
   r = htga::test::htga_cmd("run grid " + dir.file("g.json") + " --db " + dir.file("newer.db"), dir);

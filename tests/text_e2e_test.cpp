@@ -8,6 +8,7 @@
 #include <sstream>
 #include <string>
 
+#include "cli/progress.h"
 #include "experiments/error.h"
 #include "experiments/grid.h"
 #include "experiments/runner.h"
@@ -122,8 +123,8 @@ TEST_CASE("text grid: GLUE (CoLA, STS-B, MNLI), SQuAD and LM cells train and sto
   htga::experiments::RunOptions o;
   o.grid_path = dir.file("g.json");
   o.db_path = dir.file("t.db");
-  o.quiet = true;
-  std::ostringstream progress;
+  std::ostringstream progress_text;
+  htga::cli::LineProgress progress(progress_text);
   const auto summary = htga::experiments::run_grid(o, progress);
   CHECK(summary.finished == 10);
   CHECK(summary.failed == 0);
@@ -224,8 +225,8 @@ TEST_CASE("image models refuse text datasets and transformer-lm needs the lm dat
   htga::experiments::RunOptions o;
   o.grid_path = dir.file("g.json");
   o.db_path = dir.file("t.db");
-  o.quiet = true;
-  std::ostringstream progress;
+  std::ostringstream progress_text;
+  htga::cli::LineProgress progress(progress_text);
   CHECK(htga::experiments::run_grid(o, progress).failed == 2);
   htga::storage::Store store(dir.file("t.db"));
   for (const auto& r : store.runs()) {

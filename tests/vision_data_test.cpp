@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "cli/progress.h"
 #include "experiments/data/augment.h"
 #include "experiments/data/cache.h"
 #include "experiments/data/cifar.h"
@@ -397,11 +398,12 @@ TEST_CASE("a CIFAR-100 grid records validation rows, top-5 and final flags", "[d
   htga::experiments::RunOptions o;
   o.grid_path = grid;
   o.db_path = dir.file("r.db");
-  std::ostringstream progress;
+  std::ostringstream progress_text;
+  htga::cli::LineProgress progress(progress_text);
   auto summary = htga::experiments::run_grid(o, progress);
-  INFO(progress.str());
+  INFO(progress_text.str());
   REQUIRE(summary.finished == 1);
-  CHECK(progress.str().find("(100 train, 100 val, 100 test)") != std::string::npos);
+  CHECK(progress_text.str().find("(100 train, 100 val, 100 test)") != std::string::npos);
   CHECK(std::filesystem::is_directory(dir.file("htga-data-cache")));  // beside the database
 
   htga::storage::Store store(o.db_path);

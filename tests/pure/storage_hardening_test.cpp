@@ -278,6 +278,25 @@ TEST_CASE("fencing: clear_checkpoint after finish by the holder; not after a new
   CHECK(s.run(d.run_id)->checkpoint.empty());
 }
 
+TEST_CASE("claims never take a finished or diverged cell: a result stored since stands", "[storage]") {
+  TempDir dir("claim-done");
+  Store s(dir.file("htga.db"));
+  for (const char* status : {"finished", "diverged"}) {
+    INFO(status);
+    const std::string key = std::string("k-") + status;
+    const Claim c = s.claim_run(record(key), 60, true);
+    s.append_steps(c.fence(), {{0, 0, 1.0, 0.5, 0.1, 1.5, 1.0}});
+    s.finish_run(c.fence(), outcome(status, "", 0.8, 0.3, 0.9, 1, 2.0));
+    const Claim again = s.claim_run(record(key), 60, true, [](const RunRecord&) { return false; });
+    CHECK(again.run_id == 0);
+    CHECK(again.done == status);
+    auto r = s.run(c.run_id);
+    CHECK(r->status == status);
+    CHECK(s.claim_run(record(key), 0, false).run_id == 0);  // not even with takeover forced
+  }
+  CHECK(s.claim_run(record("new"), 60, true).done.empty());
+}
+
 // ---- final metrics ----
 
 TEST_CASE("a failed or interrupted run stores no final metrics", "[storage]") {
