@@ -22,28 +22,67 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+/// The value of `key` in a .npy header dict ("{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }").
+std::string npy_field(const std::string& path, const std::string& header, const std::string& key) {
+  const auto at = header.find("'" + key + "'");
+  if (at == std::string::npos) throw InputError(path + ": .npy header has no '" + key + "'");
+  const auto colon = header.find(':', at);
+  if (colon == std::string::npos) throw InputError(path + ": .npy header: '" + key + "' has no value");
+  return header.substr(colon + 1);
+}
+
+/// The number of values a .npy shape "(3, 4)" announces; InputError for anything else.
+int64_t npy_count(const std::string& path, const std::string& value) {
+  const auto open = value.find_first_not_of(' ');
+  const auto close = value.find(')');
+  if (open == std::string::npos || value[open] != '(' || close == std::string::npos || close < open)
+    throw InputError(path + ": .npy header: shape is not a tuple");
+  const std::string shape = value.substr(open + 1, close - open - 1);
+  int64_t count = 1;
+  std::stringstream dims(shape);
+  for (std::string d; std::getline(dims, d, ',');) {
+    const auto b = d.find_first_not_of(' '), e = d.find_last_not_of(' ');
+    if (b == std::string::npos) continue;  // the trailing comma of "(3,)"
+    d = d.substr(b, e - b + 1);
+    if (d.empty() || d.size() > 15 || d.find_first_not_of("0123456789") != std::string::npos)
+      throw InputError(path + ": .npy header: shape dimension \"" + d + "\" is not a non-negative integer");
+    const int64_t n = std::stoll(d);
+    if (n != 0 && count > (int64_t{1} << 40) / n) throw InputError(path + ": .npy header: shape too large");
+    count *= n;
+  }
+  return count;
+}
+
+/// `text` with bytes outside printable ASCII as \xNN, cut at 40 characters, for messages.
+std::string printable(const std::string& text) {
+  std::string out;
+  for (unsigned char c : text.substr(0, 40)) out += c >= 32 && c < 127 ? std::string(1, static_cast<char>(c)) : fmt::format("\\x{:02x}", c);
+  return text.size() > 40 ? out + "..." : out;
+}
+
 /// A NumPy .npy file of float32 or float64 (format versions 1 to 3), any shape, flattened.
 torch::Tensor read_npy(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path + ": cannot read");
+  in.seekg(0, std::ios::end);
+  const auto file_size = static_cast<int64_t>(in.tellg());
+  in.seekg(0);
   char magic[8];
   if (!in.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0)
     throw InputError(path + ": not a NumPy .npy file (bad magic)");
   const int major = static_cast<unsigned char>(magic[6]);
-  uint32_t header_len = 0;
+  if (major < 1 || major > 3) throw InputError(path + ": .npy format version " + std::to_string(major) + " not supported");
   unsigned char b[4] = {0, 0, 0, 0};
   if (!in.read(reinterpret_cast<char*>(b), major == 1 ? 2 : 4)) throw InputError(path + ": truncated .npy header");
-  header_len = b[0] | (b[1] << 8) | (uint32_t(b[2]) << 16) | (uint32_t(b[3]) << 24);
+  const uint32_t header_len = b[0] | (b[1] << 8) | (uint32_t(b[2]) << 16) | (uint32_t(b[3]) << 24);
+  if (header_len > file_size) throw InputError(path + ": truncated .npy header");
   std::string header(header_len, '\0');
   if (!in.read(header.data(), header_len)) throw InputError(path + ": truncated .npy header");
-  auto field = [&](const std::string& key) {
-    auto at = header.find("'" + key + "'");
-    if (at == std::string::npos) throw InputError(path + ": .npy header has no '" + key + "'");
-    return header.substr(header.find(':', at) + 1);
-  };
-  std::string descr = field("descr");
-  descr = descr.substr(descr.find('\'') + 1);
-  descr = descr.substr(0, descr.find('\''));
+  if (header.find('{') == std::string::npos) throw InputError(path + ": .npy header is not a dict");
+  std::string descr = npy_field(path, header, "descr");
+  const auto q1 = descr.find('\''), q2 = q1 == std::string::npos ? q1 : descr.find('\'', q1 + 1);
+  if (q2 == std::string::npos) throw InputError(path + ": .npy header: descr is not a string");
+  descr = descr.substr(q1 + 1, q2 - q1 - 1);
   torch::Dtype dtype;
   if (descr == "<f4" || descr == "=f4")
     dtype = torch::kFloat32;
@@ -51,20 +90,15 @@ torch::Tensor read_npy(const std::string& path) {
     dtype = torch::kFloat64;
   else
     throw InputError(path + ": .npy dtype " + descr + " not supported (float32 or float64, little-endian)");
-  std::string shape = field("shape");
-  shape = shape.substr(shape.find('(') + 1, shape.find(')') - shape.find('(') - 1);
-  int64_t count = 1;
-  std::stringstream dims(shape);
-  for (std::string d; std::getline(dims, d, ',');) {
-    if (d.find_first_not_of(" ") == std::string::npos) continue;
-    count *= std::stoll(d);
-  }
+  const int64_t count = npy_count(path, npy_field(path, header, "shape"));
   const int64_t item = dtype == torch::kFloat32 ? 4 : 8;
+  const int64_t have = (file_size - static_cast<int64_t>(in.tellg())) / item;
+  if (have != count)
+    throw InputError(path + ": " + (have < count ? "truncated" : "trailing data") + ": header announces " +
+                     std::to_string(count) + " values, file has " + std::to_string(have));
   auto values = torch::empty({count}, dtype);
   in.read(static_cast<char*>(values.data_ptr()), count * item);
-  if (in.gcount() != count * item)
-    throw InputError(path + ": truncated: header announces " + std::to_string(count) + " values, file has " +
-                     std::to_string(in.gcount() / item));
+  if (in.gcount() != count * item) throw InputError(path + ": cannot read its values");
   return values;
 }
 
@@ -78,6 +112,12 @@ torch::Tensor read_text(const std::string& path, int column) {
   int64_t line_no = 0;
   while (std::getline(in, line)) {
     ++line_no;
+    if (line_no == 1 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);  // a UTF-8 byte-order mark
+    if (line.find('\0') != std::string::npos || (line_no == 1 && (line.compare(0, 2, "\xFF\xFE") == 0 ||
+                                                                  line.compare(0, 2, "\xFE\xFF") == 0)))
+      throw InputError(fmt::format("{}:{}: not a text file of numbers (UTF-16 or binary?); want ASCII or UTF-8, or "
+                                   "a .npy file",
+                                   path, line_no));
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     std::vector<std::string> fields;
@@ -100,7 +140,7 @@ torch::Tensor read_text(const std::string& path, int column) {
     const double v = std::strtod(text.c_str(), &end);
     if (text.empty() || *end != '\0') {
       if (values.empty() && line_no == 1) continue;  // a header
-      throw InputError(fmt::format("{}:{}: not a number: \"{}\"", path, line_no, text));
+      throw InputError(fmt::format("{}:{}: not a number: \"{}\"", path, line_no, printable(text)));
     }
     values.push_back(v);
   }
@@ -129,6 +169,9 @@ nlohmann::json run_estimate(const EstimateOptions& o) {
     names = {o.estimator};
   }
   const torch::Tensor x = read_values(o.path, o.column);
+  if (o.k != 0 && (o.k < 1 || o.k > x.numel() - 1))
+    throw InputError(fmt::format("--k {}: want 1 <= k <= n - 1 = {} ({} values in {})", o.k, x.numel() - 1, x.numel(),
+                                 o.path));
   const std::string why = estimators::explain_undefined(x);
   nlohmann::json out = nlohmann::json::object();
   for (const auto& name : names) {

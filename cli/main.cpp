@@ -1,5 +1,6 @@
 // htga: Heavy-Tail Gradient Amplification experiments. main() only wires the subcommands and
-// turns exceptions into one line on stderr and an exit code (2 bad input, 1 failure).
+// turns exceptions into one line on stderr and an exit code: 2 for an InputError (bad input,
+// nothing written), 1 for a failure while running, 130 for an interrupt.
 
 #include <dlfcn.h>
 #include <unistd.h>
@@ -11,6 +12,9 @@
 #include <stdexcept>
 
 #include "cli/commands.h"
+#include "experiments/error.h"
+#include "experiments/stop.h"
+#include "storage/sqlite.h"
 
 namespace {
 
@@ -31,6 +35,9 @@ void choose_blas_kernels(char** argv) {
   setenv("OPENBLAS_CORETYPE", core, 1);
   execv("/proc/self/exe", argv);  // returns only on failure: carry on with the slow kernels
 }
+
+/// A message's first line: library errors (c10) append backtraces.
+std::string first_line(const std::string& msg) { return msg.substr(0, msg.find('\n')); }
 
 }  // namespace
 
@@ -54,13 +61,22 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     app.exit(e);
     return 2;
-  } catch (const std::invalid_argument& e) {
-    std::cerr << "htga: error: " << e.what() << std::endl;
+  } catch (const htga::InputError& e) {
+    std::cerr << "htga: error: " << first_line(e.what()) << std::endl;
     return 2;
+  } catch (const htga::storage::OpenError& e) {  // a database that is not one, or not ours
+    std::cerr << "htga: error: " << first_line(e.what()) << std::endl;
+    return 2;
+  } catch (const std::logic_error& e) {
+    // A bug (an unknown name after validation, a broken invariant), not bad input.
+    std::cerr << "htga: internal error: " << first_line(e.what()) << std::endl;
+    return 1;
   } catch (const std::exception& e) {
-    std::string msg = e.what();
-    std::cerr << "htga: error: " << msg.substr(0, msg.find('\n')) << std::endl;
+    std::cerr << "htga: error: " << first_line(e.what()) << std::endl;
     return 1;
   }
+  // A signal that stopped the work after start-up ends the process with 130, whatever the
+  // command (a run grid records its cells as interrupted first).
+  if (htga::experiments::stop_requested() && exit_code == 0) return 130;
   return exit_code;
 }
