@@ -1,12 +1,15 @@
 #include "experiments/data/cache.h"
 
 #include <unistd.h>
+#include <zlib.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
+#include "experiments/config.h"
 #include "experiments/error.h"
 
 namespace htga::data {
@@ -15,7 +18,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr char kMagic[9] = "HTGADS01";
+// Version 2 adds the CRC-32 of the pixel and label bytes before the end mark: a cache whose
+// content was damaged in place (same size) is rebuilt, not trained on.
+constexpr char kMagic[9] = "HTGADS02";
 constexpr char kEnd[9] = "HTGAEND1";
 // Enough for ImageNet at 256x256 (1.3M x 3 x 256 x 256 is about 2^38 bytes); above this the
 // header is taken to be damaged.
@@ -26,6 +31,18 @@ bool get(std::istream& in, T& v) {
   return static_cast<bool>(in.read(reinterpret_cast<char*>(&v), sizeof v));
 }
 
+uint32_t crc_update(uint32_t crc, const void* data, size_t size) {
+  auto p = static_cast<const Bytef*>(data);
+  uLong c = crc;
+  while (size > 0) {
+    const auto chunk = static_cast<uInt>(std::min<size_t>(size, 1u << 30));
+    c = crc32(c, p, chunk);
+    p += chunk;
+    size -= chunk;
+  }
+  return static_cast<uint32_t>(c);
+}
+
 template <typename T>
 void put(std::ostream& out, const T& v) {
   out.write(reinterpret_cast<const char*>(&v), sizeof v);
@@ -33,16 +50,7 @@ void put(std::ostream& out, const T& v) {
 
 }  // namespace
 
-std::string fnv1a_hex(const std::string& text) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char ch : text) {
-    h ^= ch;
-    h *= 1099511628211ULL;
-  }
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
-}
+std::string fnv1a_hex(const std::string& text) { return experiments::fnv1a_hex(text); }
 
 std::optional<RawDataset> read_cache(const std::string& path, const std::string& key, std::string* why_not) {
   auto fail = [&](const std::string& why) {
@@ -55,7 +63,8 @@ std::optional<RawDataset> read_cache(const std::string& path, const std::string&
   std::ifstream in(path, std::ios::binary);
   if (!in) return fail("cannot open " + path);
   char magic[8];
-  if (!in.read(magic, 8) || std::memcmp(magic, kMagic, 8) != 0) return fail(path + ": not an htga cache file");
+  if (!in.read(magic, 8) || std::memcmp(magic, kMagic, 7) != 0) return fail(path + ": not an htga cache file");
+  if (magic[7] != kMagic[7]) return fail(path + ": an older cache format");
   uint64_t key_len = 0;
   if (!get(in, key_len) || key_len > (1u << 20)) return fail(path + ": damaged header");
   std::string stored(key_len, '\0');
@@ -64,7 +73,8 @@ std::optional<RawDataset> read_cache(const std::string& path, const std::string&
 
   RawDataset d;
   if (!get(in, d.num_classes) || d.num_classes < 1) return fail(path + ": damaged header");
-  uint64_t expected = 8 + 8 + key_len + 8 + 8;
+  uint64_t expected = 8 + 8 + key_len + 8 + 4 + 8;
+  uint32_t crc = crc32(0L, Z_NULL, 0);
   for (RawSplit* s : {&d.train, &d.test}) {
     int64_t dims[4];
     for (auto& x : dims)
@@ -80,9 +90,14 @@ std::optional<RawDataset> read_cache(const std::string& path, const std::string&
     if (!in.read(reinterpret_cast<char*>(s->images.data_ptr<uint8_t>()), static_cast<std::streamsize>(pixels)) ||
         !in.read(reinterpret_cast<char*>(s->labels.data_ptr<int64_t>()), static_cast<std::streamsize>(8 * dims[0])))
       return fail(path + ": truncated");
+    crc = crc_update(crc, s->images.data_ptr<uint8_t>(), pixels);
+    crc = crc_update(crc, s->labels.data_ptr<int64_t>(), 8 * uint64_t(dims[0]));
     if (dims[0] > 0 && (s->labels.min().item<int64_t>() < 0 || s->labels.max().item<int64_t>() >= d.num_classes))
       return fail(path + ": label out of range");
   }
+  uint32_t stored_crc = 0;
+  if (!get(in, stored_crc)) return fail(path + ": truncated");
+  if (stored_crc != crc) return fail(path + ": content does not match its checksum");
   char end[8];
   if (!in.read(end, 8) || std::memcmp(end, kEnd, 8) != 0) return fail(path + ": damaged end");
   if (expected != file_size) return fail(path + ": " + std::to_string(file_size - expected) + " bytes too many");
@@ -104,6 +119,7 @@ void write_cache(const std::string& path, const std::string& key, const RawDatas
     put(out, static_cast<uint64_t>(key.size()));
     out.write(key.data(), static_cast<std::streamsize>(key.size()));
     put(out, d.num_classes);
+    uint32_t crc = crc32(0L, Z_NULL, 0);
     for (const RawSplit* s : {&d.train, &d.test}) {
       const auto images = s->images.contiguous();
       const auto labels = s->labels.to(torch::kInt64).contiguous();
@@ -112,7 +128,10 @@ void write_cache(const std::string& path, const std::string& key, const RawDatas
                 static_cast<std::streamsize>(images.numel()));
       out.write(reinterpret_cast<const char*>(labels.data_ptr<int64_t>()),
                 static_cast<std::streamsize>(8 * labels.numel()));
+      crc = crc_update(crc, images.data_ptr<uint8_t>(), images.numel());
+      crc = crc_update(crc, labels.data_ptr<int64_t>(), 8 * labels.numel());
     }
+    put(out, crc);
     out.write(kEnd, 8);
     out.flush();
     if (!out) {
