@@ -257,7 +257,11 @@ Database open_database(const std::string& path, Store::Mode mode) {
   if (ec) real = fs::absolute(path);
   const bool folder_writable = ::access(real.parent_path().c_str(), W_OK) == 0;
   const bool has_wal = fs::exists(real.string() + "-wal", ec);
-  return Database(path, !folder_writable && !has_wal ? Database::Access::kImmutable : Database::Access::kReadOnly);
+  // A rollback journal left by a crash must be rolled back first: immutable=1 would ignore it
+  // and read a half-written file, mode=ro stops with an error instead.
+  const bool has_journal = fs::exists(real.string() + "-journal", ec);
+  return Database(
+      path, !folder_writable && !has_wal && !has_journal ? Database::Access::kImmutable : Database::Access::kReadOnly);
 }
 
 }  // namespace
