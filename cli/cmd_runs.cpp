@@ -165,48 +165,46 @@ void run_runs(const RunsOptions& options, std::ostream& out) {
   out << fmt::format("{} runs{}{}\n", runs.size(), counts.empty() ? "" : ": ", counts);
 }
 
-void run_show(const ShowOptions& options, std::ostream& out) {
-  require_database(options.db_path);
-  storage::Store store(options.db_path, storage::Store::Mode::kReadOnly);
-  const auto run = store.run(options.run_id);
-  if (!run)
-    throw InputError(options.db_path + ": no run with id " + std::to_string(options.run_id) + " (see htga runs)");
-  const auto& r = *run;
-  // A damaged config is shown as the text it is, with a warning; everything else as usual.
-  const std::string damage = storage::config_problem(r);
-  if (!damage.empty())
-    std::cerr << "htga: warning: " << options.db_path << ": run " << r.id << ": " << damage << std::endl;
-  const json config = config_of(r);
-  auto& db = store.database();
-  const auto evals = store.evals(r.id);
-  const auto metrics = store.metrics(r.id);
-  const auto steps = storage::step_stats(db, r.id);
-  const double alpha = storage::tail_alpha_median(db, r.id);
-  if (options.json) {
-    json j = run_json(r, config);
-    if (!damage.empty()) {
-      j["config_error"] = damage;
-      j["config_text"] = r.config_json;
-    }
-    json ev = json::array();
-    for (const auto& e : evals)
-      ev.push_back({{"epoch", e.epoch},
-                    {"step", e.step},
-                    {"split", e.split},
-                    {"loss", num(e.loss)},
-                    {"acc", num(e.acc)},
-                    {"top5", num(e.top5)},
-                    {"final", e.final}});
-    json me = json::array();
-    for (const auto& m : metrics)
-      me.push_back({{"epoch", m.epoch}, {"split", m.split}, {"name", m.name}, {"value", num(m.value)}});
-    j["evals"] = ev;
-    j["metrics"] = me;
-    j["step_rows"] = steps.rows;
-    j["alpha_hat_median_last10"] = num(alpha);
-    out << j.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
-    return;
+namespace {
+
+/// What `htga show` prints of one run.
+struct Shown {
+  storage::RunRecord r;
+  json config;
+  std::string damage;  // why its stored config cannot be read ("" when it can)
+  std::vector<storage::EvalRow> evals;
+  std::vector<storage::MetricRow> metrics;
+  int64_t step_rows = 0;
+  double alpha = NAN;  // median alpha_hat over the last 10% of steps
+};
+
+void show_json(const Shown& s, std::ostream& out) {
+  json j = run_json(s.r, s.config);
+  if (!s.damage.empty()) {
+    j["config_error"] = s.damage;
+    j["config_text"] = s.r.config_json;
   }
+  json ev = json::array();
+  for (const auto& e : s.evals)
+    ev.push_back({{"epoch", e.epoch},
+                  {"step", e.step},
+                  {"split", e.split},
+                  {"loss", num(e.loss)},
+                  {"acc", num(e.acc)},
+                  {"top5", num(e.top5)},
+                  {"final", e.final}});
+  json me = json::array();
+  for (const auto& m : s.metrics)
+    me.push_back({{"epoch", m.epoch}, {"split", m.split}, {"name", m.name}, {"value", num(m.value)}});
+  j["evals"] = ev;
+  j["metrics"] = me;
+  j["step_rows"] = s.step_rows;
+  j["alpha_hat_median_last10"] = num(s.alpha);
+  out << j.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+}
+
+void show_fields(const Shown& s, std::ostream& out) {
+  const auto& r = s.r;
   auto field = [&](const std::string& name, const std::string& value) {
     out << fmt::format("{:<12}{}\n", name, value);
   };
@@ -214,7 +212,8 @@ void run_show(const ShowOptions& options, std::ostream& out) {
   field("status", r.status);
   if (!r.error.empty()) field("error", r.error);
   field("what", fmt::format("{}/{}  {} {}  seed {}", r.dataset, r.model, r.optimizer,
-                            config.is_object() ? optimizer_params(config) : std::string("(config damaged)"), r.seed));
+                            s.config.is_object() ? optimizer_params(s.config) : std::string("(config damaged)"),
+                            r.seed));
   field("started", time_of(r.started_at));
   if (std::isfinite(r.finished_at) && r.finished_at > 0) field("finished", time_of(r.finished_at));
   field("heartbeat", std::isfinite(r.heartbeat_at) ? time_of(r.heartbeat_at) + " (" + age_of(r.heartbeat_at) + ")"
@@ -223,36 +222,63 @@ void run_show(const ShowOptions& options, std::ostream& out) {
                              r.device.empty() ? "-" : r.device));
   field("built from", fmt::format("htga {}  git {}  torch {}", r.htga_version,
                                   r.git_commit.empty() ? "unknown" : r.git_commit, r.torch_version));
-  field("training", fmt::format("{} steps ({} step rows){}", r.steps, steps.rows,
+  field("training", fmt::format("{} steps ({} step rows){}", r.steps, s.step_rows,
                                 std::isfinite(r.train_time_s) ? fmt::format(", {:.1f}s", r.train_time_s) : ""));
   field("metric", fmt::format("{}: val {}, test {}", r.metric, value_text(r.val_metric, r.metric),
                               value_text(r.test_metric, r.metric)));
   field("accuracy",
         fmt::format("test {}, train {}, gap {}; test loss {}", value_text(r.test_acc, "acc"),
                     value_text(r.train_acc, "acc"), value_text(r.gen_gap, "acc"), value_text(r.test_loss, "loss")));
-  field("alpha_hat",
-        std::isfinite(alpha) ? fmt::format("{:.3f} (median over the last 10% of steps)", alpha) : std::string("-"));
+  field("alpha_hat", std::isfinite(s.alpha) ? fmt::format("{:.3f} (median over the last 10% of steps)", s.alpha)
+                                            : std::string("-"));
   field("checkpoint", r.checkpoint.empty() ? std::string("none")
                                            : fmt::format("{} (after epoch {}, step {})", r.checkpoint,
                                                          r.checkpoint_epoch, r.checkpoint_step));
-  if (damage.empty())
-    out << "config\n" << config.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+}
+
+void show_tables(const Shown& s, std::ostream& out) {
+  if (s.damage.empty())
+    out << "config\n" << s.config.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
   else
-    out << "config (damaged: " << damage << ")\n" << r.config_json << "\n";
-  if (!evals.empty()) {
+    out << "config (damaged: " << s.damage << ")\n" << s.r.config_json << "\n";
+  if (!s.evals.empty()) {
     out << "evaluations\n";
     out << fmt::format("  {:>5}  {:<8} {:>8} {:>9} {:>9} {:>8}  {}\n", "epoch", "split", "step", "loss", "acc", "top5",
                        "final");
-    for (const auto& e : evals)
+    for (const auto& e : s.evals)
       out << fmt::format("  {:>5}  {:<8} {:>8} {:>9} {:>9} {:>8}  {}\n", e.epoch, e.split, e.step,
                          value_text(e.loss, "loss"), value_text(e.acc, "acc"), value_text(e.top5, "top5"),
                          e.final ? "yes" : "");
   }
-  if (!metrics.empty()) {
+  if (!s.metrics.empty()) {
     out << "metrics\n";
-    for (const auto& m : metrics)
+    for (const auto& m : s.metrics)
       out << fmt::format("  {:>5}  {:<16} {:<10} {}\n", m.epoch, m.split, m.name, value_text(m.value, m.name));
   }
+}
+
+}  // namespace
+
+void run_show(const ShowOptions& options, std::ostream& out) {
+  require_database(options.db_path);
+  storage::Store store(options.db_path, storage::Store::Mode::kReadOnly);
+  const auto run = store.run(options.run_id);
+  if (!run)
+    throw InputError(options.db_path + ": no run with id " + std::to_string(options.run_id) + " (see htga runs)");
+  Shown s;
+  s.r = *run;
+  // A damaged config is shown as the text it is, with a warning; everything else as usual.
+  s.damage = storage::config_problem(s.r);
+  if (!s.damage.empty())
+    std::cerr << "htga: warning: " << options.db_path << ": run " << s.r.id << ": " << s.damage << std::endl;
+  s.config = config_of(s.r);
+  s.evals = store.evals(s.r.id);
+  s.metrics = store.metrics(s.r.id);
+  s.step_rows = storage::step_stats(store.database(), s.r.id).rows;
+  s.alpha = storage::tail_alpha_median(store.database(), s.r.id);
+  if (options.json) return show_json(s, out);
+  show_fields(s, out);
+  show_tables(s, out);
 }
 
 void setup_runs(CLI::App& app, int& exit_code) {

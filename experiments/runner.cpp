@@ -5,7 +5,9 @@
 #include <torch/version.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cfloat>
+#include <cstring>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -81,18 +83,27 @@ void check_cells(const Grid& grid) {
   }
 }
 
-/// The checkpoint folder must be a folder (or creatable): found before training, not after an epoch.
-void check_checkpoint_dir(const std::string& dir) {
+/// A folder htga will write into (the database's, the checkpoints') must be one or be
+/// creatable: found before anything is written, not after an epoch of training. A folder that
+/// does not exist yet is made and removed again, which leaves nothing behind. Throws InputError
+/// whose message starts with `who`.
+void check_folder(const std::string& dir, const std::string& who) {
   std::error_code ec;
-  for (fs::path p = fs::absolute(dir); !p.empty(); p = p.parent_path()) {
-    if (fs::exists(p, ec)) {
-      if (!fs::is_directory(p, ec)) throw InputError(p.string() + ": not a folder (checkpoint folder " + dir + ")");
-      if (::access(p.c_str(), W_OK | X_OK) != 0)
-        throw InputError(p.string() + ": not writable (checkpoint folder " + dir + ")");
-      return;
-    }
-    if (p == p.parent_path()) return;
+  const fs::path target = fs::absolute(dir);
+  fs::path existing = target;
+  while (!fs::exists(existing, ec) && existing != existing.parent_path()) existing = existing.parent_path();
+  if (!fs::is_directory(existing, ec))
+    throw InputError(who + ": cannot create folder " + target.string() + ": " + existing.string() + " is not a folder");
+  if (existing == target) {
+    if (::access(target.c_str(), W_OK | X_OK) != 0)
+      throw InputError(who + ": cannot write in folder " + target.string() + ": " + std::strerror(errno));
+    return;
   }
+  fs::create_directories(target, ec);
+  if (ec) throw InputError(who + ": cannot create folder " + target.string() + ": " + ec.message());
+  fs::path top = target;  // the outermost folder made here
+  while (top.parent_path() != existing) top = top.parent_path();
+  fs::remove_all(top, ec);
 }
 
 /// Finished and diverged cells of a database that exists (a diverged run is a result: the same
@@ -371,7 +382,10 @@ RunSummary run_grid(const RunOptions& options, Progress& progress) {
   resolve_devices(g);
   const fs::path db_dir = fs::absolute(options.db_path).parent_path();
   g.checkpoint_dir = options.checkpoint_dir.empty() ? (db_dir / "checkpoints").string() : options.checkpoint_dir;
-  check_checkpoint_dir(g.checkpoint_dir);
+  if (!options.dry_run) {  // a dry run writes nothing: a read-only place is fine
+    check_folder(db_dir.string(), options.db_path);
+    check_folder(g.checkpoint_dir, "checkpoint folder " + g.checkpoint_dir);
+  }
   g.summary.cells = static_cast<int>(grid.cells.size());
   const auto mine = shard_cells(grid.cells.size(), options.shard_index, options.shard_count);
   g.summary.selected = static_cast<int>(mine.size());
