@@ -201,7 +201,8 @@ Config& configuration_in(Group& g, const json& cfg, const std::string& optimizer
 }
 
 /// The runs by group (dataset config x model config x metric, ordered by that key), each counted
-/// in its configuration; a finished run with a test value is kept by seed.
+/// in its configuration; a finished run with a test value is kept by seed. Each config parses:
+/// select_runs left out the damaged ones.
 std::map<std::string, Group> group_runs(storage::Database& db, const std::vector<storage::RunRecord>& runs,
                                         const AnalysisOptions& options) {
   std::map<std::string, Group> groups;
@@ -455,15 +456,21 @@ ReportGroup report_group(storage::Database& db, const Group& g, const AnalysisOp
 
 }  // namespace
 
-std::vector<ReportGroup> analyse(storage::Store& store, const AnalysisOptions& options) {
+std::vector<ReportGroup> analyse(storage::Store& store, const AnalysisOptions& options, const OnDamaged& on_damaged) {
   if (options.select != "best" && options.select != "all")
     throw InputError("--select \"" + options.select + "\": unknown selection; valid: best, all");
-  const auto runs = storage::select_runs(store, options.filter);
+  const auto runs = storage::select_runs(store, options.filter, on_damaged);
   check_runs_match(store, runs, options);
   std::vector<ReportGroup> out;
   for (const auto& [gkey, g] : group_runs(store.database(), runs, options))
     out.push_back(report_group(store.database(), g, options));
   return out;
+}
+
+std::vector<ReportGroup> analyse(storage::Store& store, const AnalysisOptions& options) {
+  return analyse(store, options, [&](const storage::RunRecord& r, const std::string& why) {
+    throw InputError(store.path() + ": run " + std::to_string(r.id) + ": " + why);
+  });
 }
 
 }  // namespace htga::analysis
