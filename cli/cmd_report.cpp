@@ -93,7 +93,8 @@ void run_report(const ReportOptions& options, std::ostream& out) {
   if (f != "table" && f != "markdown" && f != "csv" && f != "json")
     throw InputError("report: unknown format \"" + f + "\"; valid: table, markdown, csv, json");
   require_database(options.db_path);
-  storage::Store store(options.db_path);
+  // A report only reads: it works on a read-only file or folder and leaves the file as it was.
+  storage::Store store(options.db_path, storage::Store::Mode::kReadOnly);
   const auto groups = analysis::analyse(store, options.analysis);
   if (f == "table" || f == "markdown") {
     print_report(groups, out, f == "markdown");

@@ -1,3 +1,5 @@
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
@@ -7,6 +9,7 @@
 #include "cli/commands.h"
 #include "experiments/error.h"
 #include "report_db.h"
+#include "storage/sqlite.h"
 #include "storage/store.h"
 #include "test_util.h"
 
@@ -14,6 +17,7 @@ using htga::cli::ExportOptions;
 using htga::cli::ReportOptions;
 using htga::test::Db;
 using htga::test::htga_cmd;
+using htga::test::read_file;
 using htga::test::TempDir;
 using nlohmann::json;
 
@@ -149,6 +153,48 @@ TEST_CASE("report: unknown names exit with code 2 and list the valid ones", "[re
   CHECK(r.out.find("best,all") != std::string::npos);
   r = htga_cmd(report + " --metric mcc --format csv", db.dir);
   CHECK(r.code == 0);
+}
+
+TEST_CASE("report only reads: the file stays byte for byte, also in a folder it cannot write", "[report]") {
+  namespace fs = std::filesystem;
+  Db db;
+  {
+    htga::storage::Database d(db.path);
+    d.exec("PRAGMA journal_mode = DELETE");  // opened for writing, the store would switch it to WAL
+  }
+  const std::string bytes = read_file(db.path);
+  // Permissions do not stop root: there the binary runs as nobody, for whom the folder is read-only.
+  const bool root = ::geteuid() == 0;
+  if (!root) fs::permissions(db.dir.str(), fs::perms::owner_read | fs::perms::owner_exec);
+  std::string out;
+  try {
+    out = report(db.path, "json");
+  } catch (...) {
+    if (!root) fs::permissions(db.dir.str(), fs::perms::owner_all);
+    throw;
+  }
+  if (!root) fs::permissions(db.dir.str(), fs::perms::owner_all);
+  CHECK(json::parse(out).size() == 6);
+  CHECK(read_file(db.path) == bytes);
+  CHECK_FALSE(fs::exists(db.path + "-wal"));
+  CHECK_FALSE(fs::exists(db.path + "-shm"));
+  CHECK_FALSE(fs::exists(db.path + "-journal"));
+
+  if (root) {
+    const std::string as = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
+    const std::string log = db.dir.file("report.log");
+    if (std::system((as + HTGA_BINARY + " --version > " + log + " 2>&1").c_str()) != 0) {
+      WARN("cannot run htga as nobody here (setpriv missing or the binary unreachable): skipped");
+      return;
+    }
+    const int status = std::system((as + HTGA_BINARY + " report --db " + db.path + " > " + log + " 2>&1").c_str());
+    INFO(read_file(log));
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    CHECK(read_file(log).find("htga beats sgd-clip on fashion-mnist/mlp") != std::string::npos);
+    CHECK(read_file(db.path) == bytes);
+    CHECK_FALSE(fs::exists(db.path + "-wal"));
+  }
 }
 
 TEST_CASE("export: tidy CSV with filters, to stdout or a file", "[report]") {
