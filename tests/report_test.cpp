@@ -197,6 +197,23 @@ TEST_CASE("report only reads: the file stays byte for byte, also in a folder it 
   }
 }
 
+TEST_CASE("report --plots: a summary.json that would replace the database is refused first", "[report]") {
+  Db db;
+  const std::string path = db.dir.file("summary.json");  // a database named as --plots' output
+  std::filesystem::copy_file(db.path, path);
+  const std::string bytes = read_file(path);
+  ReportOptions o;
+  o.db_path = path;
+  o.plots = true;
+  o.plots_dir = db.dir.str();
+  std::ostringstream out;
+  CHECK_THROWS_AS(htga::cli::run_report(o, out), htga::storage::OpenError);  // bad input: exit code 2
+  CHECK_THROWS_WITH(htga::cli::run_report(o, out),
+                    path + ": is the database " + path + " itself; choose another output path");
+  CHECK(out.str().empty());
+  CHECK(read_file(path) == bytes);
+}
+
 TEST_CASE("export: tidy CSV with filters, to stdout or a file", "[report]") {
   Db db;
   const std::string steps = export_csv(db.path, "steps", [](ExportOptions& o) { o.filter.optimizers = {"htga"}; });
