@@ -101,7 +101,11 @@ void run_report(const ReportOptions& options, std::ostream& out) {
   if (options.plots) storage::check_output_path(summary_path(options), {options.db_path});
   // A report only reads: it works on a read-only file or folder and leaves the file as it was.
   storage::Store store(options.db_path, storage::Store::Mode::kReadOnly);
-  const auto groups = analysis::analyse(store, options.analysis);
+  // A run whose stored config is damaged is named on stderr and left out: the others are compared.
+  const auto groups =
+      analysis::analyse(store, options.analysis, [&](const storage::RunRecord& r, const std::string& why) {
+        std::cerr << "htga: warning: " << options.db_path << ": run " << r.id << " skipped: " << why << std::endl;
+      });
   if (f == "table" || f == "markdown") {
     print_report(groups, out, f == "markdown");
   } else if (f == "json") {

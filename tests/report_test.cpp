@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "cli/commands.h"
@@ -55,6 +56,26 @@ std::string export_csv(const std::string& db, const std::string& what,
 }
 
 int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+/// Sets a run's stored config to text that is not JSON, as a damaged row would hold.
+void damage_config(const std::string& db, int64_t run_id) {
+  htga::storage::Store s(db);
+  htga::storage::Statement q(s.database(), "UPDATE runs SET config = '{broken' WHERE id = ?1");
+  q.bind(1, run_id);
+  q.run();
+}
+
+/// What is written to std::cerr while it lives.
+class CaptureStderr {
+ public:
+  CaptureStderr() : old_(std::cerr.rdbuf(text_.rdbuf())) {}
+  ~CaptureStderr() { std::cerr.rdbuf(old_); }
+  std::string str() const { return text_.str(); }
+
+ private:
+  std::ostringstream text_;
+  std::streambuf* old_;
+};
 
 }  // namespace
 
@@ -195,6 +216,28 @@ TEST_CASE("report only reads: the file stays byte for byte, also in a folder it 
     CHECK(read_file(db.path) == bytes);
     CHECK_FALSE(fs::exists(db.path + "-wal"));
   }
+}
+
+TEST_CASE("report: a run with a damaged config is named on stderr; the others are reported", "[report]") {
+  Db db;
+  damage_config(db.path, db.htga1_seed0);
+  CaptureStderr err;
+  const json rows = json::parse(report(db.path, "json"));
+  const std::string warning = err.str();
+  INFO(warning);
+  CHECK(rows.size() == 6);
+  CHECK(row_of(rows, "fashion-mnist", "htga")["n"] == 4);  // its other four seeds
+  CHECK(lines(warning) == 1);
+  CHECK(warning.rfind("htga: warning: " + db.path + ": run " + std::to_string(db.htga1_seed0) +
+                          " skipped: its stored config is not valid JSON (",
+                      0) == 0);
+
+  const auto r = htga_cmd("report --db " + db.path, db.dir);
+  INFO(r.out);
+  CHECK(r.code == 0);
+  CHECK(r.out.find("run " + std::to_string(db.htga1_seed0) + " skipped: its stored config is not valid JSON") !=
+        std::string::npos);
+  CHECK(r.out.find("htga beats sgd-clip on fashion-mnist/mlp") != std::string::npos);
 }
 
 TEST_CASE("report --plots: a summary.json that would replace the database is refused first", "[report]") {
