@@ -13,6 +13,7 @@
 #include "cli/csv.h"
 #include "cli/report_format.h"
 #include "experiments/error.h"
+#include "storage/paths.h"
 #include "storage/store.h"
 
 extern char** environ;
@@ -66,6 +67,9 @@ std::string find_plot_script() {
   return "scripts/plot.py";
 }
 
+/// Where --plots writes the report's rows for scripts/plot.py.
+std::string summary_path(const ReportOptions& options) { return options.plots_dir + "/summary.json"; }
+
 void make_plots(const ReportOptions& options, const std::vector<analysis::ReportGroup>& groups, std::ostream& out) {
   const std::string script = find_plot_script();
   if (!std::filesystem::exists(script))
@@ -76,11 +80,11 @@ void make_plots(const ReportOptions& options, const std::vector<analysis::Report
         "--plots: python3 with matplotlib and pandas is needed (apt-get install python3-matplotlib "
         "python3-pandas)");
   // The report's selection goes along, so that the figures show the same configurations.
-  AtomicFile summary(options.plots_dir + "/summary.json");
+  AtomicFile summary(summary_path(options));
   summary.write(report_json(groups).dump(1) + "\n");
   summary.commit();
-  const int rc = spawn_wait({python, script, "--db", options.db_path, "--out", options.plots_dir, "--summary",
-                             options.plots_dir + "/summary.json"});
+  const int rc = spawn_wait(
+      {python, script, "--db", options.db_path, "--out", options.plots_dir, "--summary", summary_path(options)});
   if (rc != 0) throw std::runtime_error("--plots: " + script + " failed (exit " + std::to_string(rc) + ")");
   out.flush();
   std::cerr << "plots written to " << options.plots_dir << "/" << std::endl;
@@ -93,8 +97,15 @@ void run_report(const ReportOptions& options, std::ostream& out) {
   if (f != "table" && f != "markdown" && f != "csv" && f != "json")
     throw InputError("report: unknown format \"" + f + "\"; valid: table, markdown, csv, json");
   require_database(options.db_path);
-  storage::Store store(options.db_path);
-  const auto groups = analysis::analyse(store, options.analysis);
+  // Before anything is opened or written: the figures' summary.json must not replace the database.
+  if (options.plots) storage::check_output_path(summary_path(options), {options.db_path});
+  // A report only reads: it works on a read-only file or folder and leaves the file as it was.
+  storage::Store store(options.db_path, storage::Store::Mode::kReadOnly);
+  // A run whose stored config is damaged is named on stderr and left out: the others are compared.
+  const auto groups =
+      analysis::analyse(store, options.analysis, [&](const storage::RunRecord& r, const std::string& why) {
+        std::cerr << "htga: warning: " << options.db_path << ": run " << r.id << " skipped: " << why << std::endl;
+      });
   if (f == "table" || f == "markdown") {
     print_report(groups, out, f == "markdown");
   } else if (f == "json") {

@@ -1,12 +1,16 @@
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "cli/commands.h"
 #include "experiments/error.h"
 #include "report_db.h"
+#include "storage/sqlite.h"
 #include "storage/store.h"
 #include "test_util.h"
 
@@ -14,6 +18,7 @@ using htga::cli::ExportOptions;
 using htga::cli::ReportOptions;
 using htga::test::Db;
 using htga::test::htga_cmd;
+using htga::test::read_file;
 using htga::test::TempDir;
 using nlohmann::json;
 
@@ -51,6 +56,26 @@ std::string export_csv(const std::string& db, const std::string& what,
 }
 
 int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+/// Sets a run's stored config to text that is not JSON, as a damaged row would hold.
+void damage_config(const std::string& db, int64_t run_id) {
+  htga::storage::Store s(db);
+  htga::storage::Statement q(s.database(), "UPDATE runs SET config = '{broken' WHERE id = ?1");
+  q.bind(1, run_id);
+  q.run();
+}
+
+/// What is written to std::cerr while it lives.
+class CaptureStderr {
+ public:
+  CaptureStderr() : old_(std::cerr.rdbuf(text_.rdbuf())) {}
+  ~CaptureStderr() { std::cerr.rdbuf(old_); }
+  std::string str() const { return text_.str(); }
+
+ private:
+  std::ostringstream text_;
+  std::streambuf* old_;
+};
 
 }  // namespace
 
@@ -149,6 +174,87 @@ TEST_CASE("report: unknown names exit with code 2 and list the valid ones", "[re
   CHECK(r.out.find("best,all") != std::string::npos);
   r = htga_cmd(report + " --metric mcc --format csv", db.dir);
   CHECK(r.code == 0);
+}
+
+TEST_CASE("report only reads: the file stays byte for byte, also in a folder it cannot write", "[report]") {
+  namespace fs = std::filesystem;
+  Db db;
+  {
+    htga::storage::Database d(db.path);
+    d.exec("PRAGMA journal_mode = DELETE");  // opened for writing, the store would switch it to WAL
+  }
+  const std::string bytes = read_file(db.path);
+  // Permissions do not stop root: there the binary runs as nobody, for whom the folder is read-only.
+  const bool root = ::geteuid() == 0;
+  if (!root) fs::permissions(db.dir.str(), fs::perms::owner_read | fs::perms::owner_exec);
+  std::string out;
+  try {
+    out = report(db.path, "json");
+  } catch (...) {
+    if (!root) fs::permissions(db.dir.str(), fs::perms::owner_all);
+    throw;
+  }
+  if (!root) fs::permissions(db.dir.str(), fs::perms::owner_all);
+  CHECK(json::parse(out).size() == 6);
+  CHECK(read_file(db.path) == bytes);
+  CHECK_FALSE(fs::exists(db.path + "-wal"));
+  CHECK_FALSE(fs::exists(db.path + "-shm"));
+  CHECK_FALSE(fs::exists(db.path + "-journal"));
+
+  if (root) {
+    const std::string as = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
+    const std::string log = db.dir.file("report.log");
+    if (std::system((as + HTGA_BINARY + " --version > " + log + " 2>&1").c_str()) != 0) {
+      WARN("cannot run htga as nobody here (setpriv missing or the binary unreachable): skipped");
+      return;
+    }
+    const int status = std::system((as + HTGA_BINARY + " report --db " + db.path + " > " + log + " 2>&1").c_str());
+    INFO(read_file(log));
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    CHECK(read_file(log).find("htga beats sgd-clip on fashion-mnist/mlp") != std::string::npos);
+    CHECK(read_file(db.path) == bytes);
+    CHECK_FALSE(fs::exists(db.path + "-wal"));
+  }
+}
+
+TEST_CASE("report: a run with a damaged config is named on stderr; the others are reported", "[report]") {
+  Db db;
+  damage_config(db.path, db.htga1_seed0);
+  CaptureStderr err;
+  const json rows = json::parse(report(db.path, "json"));
+  const std::string warning = err.str();
+  INFO(warning);
+  CHECK(rows.size() == 6);
+  CHECK(row_of(rows, "fashion-mnist", "htga")["n"] == 4);  // its other four seeds
+  CHECK(lines(warning) == 1);
+  CHECK(warning.rfind("htga: warning: " + db.path + ": run " + std::to_string(db.htga1_seed0) +
+                          " skipped: its stored config is not valid JSON (",
+                      0) == 0);
+
+  const auto r = htga_cmd("report --db " + db.path, db.dir);
+  INFO(r.out);
+  CHECK(r.code == 0);
+  CHECK(r.out.find("run " + std::to_string(db.htga1_seed0) + " skipped: its stored config is not valid JSON") !=
+        std::string::npos);
+  CHECK(r.out.find("htga beats sgd-clip on fashion-mnist/mlp") != std::string::npos);
+}
+
+TEST_CASE("report --plots: a summary.json that would replace the database is refused first", "[report]") {
+  Db db;
+  const std::string path = db.dir.file("summary.json");  // a database named as --plots' output
+  std::filesystem::copy_file(db.path, path);
+  const std::string bytes = read_file(path);
+  ReportOptions o;
+  o.db_path = path;
+  o.plots = true;
+  o.plots_dir = db.dir.str();
+  std::ostringstream out;
+  CHECK_THROWS_AS(htga::cli::run_report(o, out), htga::storage::OpenError);  // bad input: exit code 2
+  CHECK_THROWS_WITH(htga::cli::run_report(o, out),
+                    path + ": is the database " + path + " itself; choose another output path");
+  CHECK(out.str().empty());
+  CHECK(read_file(path) == bytes);
 }
 
 TEST_CASE("export: tidy CSV with filters, to stdout or a file", "[report]") {

@@ -147,11 +147,13 @@ std::vector<std::string> metrics_present(storage::Store& store, const std::vecto
   return {names.begin(), names.end()};
 }
 
-std::vector<ReportGroup> analyse(storage::Store& store, const AnalysisOptions& options) {
-  if (options.select != "best" && options.select != "all")
-    throw InputError("--select \"" + options.select + "\": unknown selection; valid: best, all");
-  auto& db = store.database();
-  const auto runs = storage::select_runs(store, options.filter);
+namespace {
+// The steps of analyse(), in the order it takes them.
+
+/// The checks before anything is grouped, each an InputError that lists the valid values: some
+/// run matches, the baseline family has a run among them, and so has the metric asked for.
+void check_runs_match(storage::Store& store, const std::vector<storage::RunRecord>& runs,
+                      const AnalysisOptions& options) {
   if (runs.empty()) throw InputError(store.path() + ": no runs match (check --grid, --dataset, --model, --optimizer)");
   std::set<std::string> families;
   for (const auto& r : runs) families.insert(r.optimizer);
@@ -164,11 +166,49 @@ std::vector<ReportGroup> analyse(storage::Store& store, const AnalysisOptions& o
       throw InputError(store.path() + ": --metric \"" + options.metric +
                        "\": no run that matches has that metric; valid: " + joined(present));
   }
+}
 
+/// The metric a run is compared on: the one asked for, else the run's main metric (acc when it
+/// has none).
+std::string metric_of(const storage::RunRecord& r, const AnalysisOptions& options) {
+  return options.metric.empty() ? (r.metric.empty() ? "acc" : r.metric) : options.metric;
+}
+
+/// A finished run's values on `metric`: its main metric from the run's row (test_acc when an
+/// older row has no test_metric), another one from its evaluations and named metrics.
+RunValues values_of(storage::Database& db, const storage::RunRecord& r, const std::string& metric,
+                    const AnalysisOptions& options) {
+  RunValues v;
+  v.seed = r.seed;
+  v.run_id = r.id;
+  const bool main_metric = options.metric.empty() || options.metric == r.metric;
+  v.test = main_metric ? r.test_metric : storage::final_metric(db, r.id, "test", metric);
+  if (main_metric && std::isnan(v.test) && metric == "acc") v.test = r.test_acc;
+  v.val = main_metric ? r.val_metric : kNaN;
+  if (std::isnan(v.val)) v.val = storage::final_metric(db, r.id, "val", metric);
+  v.gen_gap = r.gen_gap;
+  v.time_s = r.train_time_s;
+  return v;
+}
+
+/// The configuration of a run's config within its group, added on its first run.
+Config& configuration_in(Group& g, const json& cfg, const std::string& optimizer) {
+  json conf = configuration_of(cfg);
+  const std::string ckey = conf.dump();
+  auto [it, inserted] = g.index.emplace(ckey, g.configs.size());
+  if (inserted) g.configs.push_back(Config{ckey, optimizer, conf, 0, 0, 0, {}});
+  return g.configs[it->second];
+}
+
+/// The runs by group (dataset config x model config x metric, ordered by that key), each counted
+/// in its configuration; a finished run with a test value is kept by seed. Each config parses:
+/// select_runs left out the damaged ones.
+std::map<std::string, Group> group_runs(storage::Database& db, const std::vector<storage::RunRecord>& runs,
+                                        const AnalysisOptions& options) {
   std::map<std::string, Group> groups;
   for (const auto& r : runs) {
-    json cfg = json::parse(r.config_json);
-    const std::string metric = options.metric.empty() ? (r.metric.empty() ? "acc" : r.metric) : options.metric;
+    const json cfg = json::parse(r.config_json);
+    const std::string metric = metric_of(r, options);
     const std::string gkey =
         cfg.value("dataset", json::object()).dump() + cfg.value("model", json::object()).dump() + "|" + metric;
     Group& g = groups[gkey];
@@ -178,205 +218,259 @@ std::vector<ReportGroup> analyse(storage::Store& store, const AnalysisOptions& o
       g.model = r.model;
       g.metric = metric;
     }
-    json conf = configuration_of(cfg);
-    const std::string ckey = conf.dump();
-    auto [it, inserted] = g.index.emplace(ckey, g.configs.size());
-    if (inserted) g.configs.push_back(Config{ckey, r.optimizer, conf, 0, 0, 0, {}});
-    Config& c = g.configs[it->second];
+    Config& c = configuration_in(g, cfg, r.optimizer);
     ++c.runs;
     if (r.status == "diverged") ++c.diverged;
     if (r.status == "failed") ++c.failed;
     if (r.status != "finished") continue;
-    RunValues v;
-    v.seed = r.seed;
-    v.run_id = r.id;
-    const bool main_metric = options.metric.empty() || options.metric == r.metric;
-    v.test = main_metric ? r.test_metric : storage::final_metric(db, r.id, "test", metric);
-    if (main_metric && std::isnan(v.test) && metric == "acc") v.test = r.test_acc;
-    v.val = main_metric ? r.val_metric : kNaN;
-    if (std::isnan(v.val)) v.val = storage::final_metric(db, r.id, "val", metric);
-    v.gen_gap = r.gen_gap;
-    v.time_s = r.train_time_s;
+    const RunValues v = values_of(db, r, metric, options);
     if (std::isfinite(v.test)) c.finished[r.seed] = v;
   }
+  return groups;
+}
 
-  std::vector<ReportGroup> out;
-  for (auto& [gkey, g] : groups) {
-    ReportGroup rg;
-    rg.label = g.label;
-    rg.dataset = g.dataset;
-    rg.model = g.model;
-    rg.metric = g.metric;
-    const bool lower = lower_is_better(g.metric);
-    const bool fraction = is_fraction_metric(g.metric);
-    const auto labels = labels_of(g);
+/// Whether a finished run of the group has a validation value; if none has, configurations are
+/// selected on test (and the report says so).
+bool has_validation(const Group& g) {
+  for (const auto& c : g.configs)
+    for (const auto& [seed, v] : c.finished)
+      if (std::isfinite(v.val)) return true;
+  return false;
+}
 
-    bool any_val = false;
-    for (const auto& c : g.configs)
-      for (const auto& [seed, v] : c.finished) any_val = any_val || std::isfinite(v.val);
-    const std::string selected_by = any_val ? "val" : "test";
-
-    // Per configuration: the selection score and the test statistics.
-    std::vector<ReportRow> rows;
-    for (const auto& c : g.configs) {
-      ReportRow row;
-      row.group = g.label;
-      row.dataset = g.dataset;
-      row.model = g.model;
-      row.optimizer = c.optimizer;
-      row.config = c.config;
-      row.label = labels.at(c.key);
-      row.metric = g.metric;
-      row.selected_by = selected_by;
-      row.runs = c.runs;
-      row.diverged = c.diverged;
-      row.failed = c.failed;
-      std::vector<double> score, gaps, times, alphas;
-      for (const auto& [seed, v] : c.finished) {
-        row.seeds.push_back(seed);
-        row.test.push_back(v.test);
-        const double s = any_val ? v.val : v.test;
-        if (std::isfinite(s)) score.push_back(s);
-        if (std::isfinite(v.gen_gap)) gaps.push_back(v.gen_gap);
-        if (std::isfinite(v.time_s)) times.push_back(v.time_s);
-      }
-      row.n = static_cast<int>(row.test.size());
-      row.val_mean = stats::mean(score);
-      const auto m = stats::mean_interval(row.test, options.level);
-      row.mean = m.mean;
-      row.std = m.sd;
-      row.ci_low = m.low;
-      row.ci_high = m.high;
-      row.gen_gap = stats::mean(gaps);
-      row.time_s = stats::mean(times);
-      row.diff = row.diff_ci_low = row.diff_ci_high = row.p_t = row.p_wilcoxon = kNaN;
-      rows.push_back(std::move(row));
-    }
-
-    // Selection: per family, configurations without a diverged run first, then the best
-    // mean score; a configuration without a score cannot be selected.
-    std::map<std::string, std::vector<size_t>> by_family;
-    for (size_t i = 0; i < rows.size(); ++i) by_family[rows[i].optimizer].push_back(i);
-    for (auto& [family, idx] : by_family) {
-      std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) {
-        const ReportRow &ra = rows[a], &rb = rows[b];
-        const bool sa = std::isfinite(ra.val_mean), sb = std::isfinite(rb.val_mean);
-        if (sa != sb) return sa;
-        if ((ra.diverged == 0) != (rb.diverged == 0)) return ra.diverged == 0;
-        if (sa && ra.val_mean != rb.val_mean) return better(ra.val_mean, rb.val_mean, lower);
-        return ra.label < rb.label;
-      });
-      if (std::isfinite(rows[idx.front()].val_mean)) rows[idx.front()].selected = true;
-    }
-    const ReportRow* base = nullptr;
-    if (by_family.count(options.compare)) {
-      ReportRow& b = rows[by_family[options.compare].front()];
-      if (b.selected) {
-        b.baseline = true;
-        base = &b;
-      }
-    }
-
-    // Differences to the baseline, paired by seed where both have at least two seeds in
-    // common; otherwise Welch's test on all seeds of both.
-    for (auto& row : rows) {
-      if (!base || row.baseline) continue;
-      std::vector<double> a, b;
-      for (size_t i = 0; i < row.seeds.size(); ++i) {
-        auto it = std::find(base->seeds.begin(), base->seeds.end(), row.seeds[i]);
-        if (it == base->seeds.end()) continue;
-        a.push_back(row.test[i]);
-        b.push_back(base->test[static_cast<size_t>(it - base->seeds.begin())]);
-      }
-      stats::TTest t;
-      if (a.size() >= 2) {
-        t = stats::paired_t(a, b, options.level);
-        std::vector<double> d(a.size());
-        for (size_t i = 0; i < a.size(); ++i) d[i] = a[i] - b[i];
-        row.p_wilcoxon = stats::wilcoxon_signed_rank(d).p;
-        row.n_pairs = static_cast<int>(a.size());
-        row.diff_test = "paired";
-      } else if (row.n > 0 && base->n > 0) {
-        t = stats::welch_t(row.test, base->test, options.level);
-        row.diff_test = "welch";
-      } else {
-        continue;
-      }
-      row.diff = t.estimate;
-      row.diff_ci_low = t.low;
-      row.diff_ci_high = t.high;
-      row.p_t = t.p;
-    }
-
-    // The rows shown, baseline family first, then by family name and selection rank.
-    std::vector<std::string> order{options.compare};
-    for (const auto& [family, idx] : by_family)
-      if (family != options.compare) order.push_back(family);
-    for (const auto& family : order) {
-      auto it = by_family.find(family);
-      if (it == by_family.end()) continue;
-      for (size_t i : it->second)
-        if (options.select == "all" || rows[i].selected) rg.rows.push_back(rows[i]);
-    }
-
-    // alpha_hat only for the rows shown: one range query per run.
-    for (auto& row : rg.rows) {
-      const Config& c = g.configs[g.index.at(row.config.dump())];
-      std::vector<double> alphas;
-      for (const auto& [seed, v] : c.finished) {
-        const double a = storage::tail_alpha_median(db, v.run_id);
-        if (std::isfinite(a)) alphas.push_back(a);
-      }
-      row.alpha_hat_median = stats::median(alphas);
-    }
-
-    // Plain-language summaries and warnings.
-    const std::string where = g.dataset + "/" + g.model;
-    const std::string unit = unit_of(g.metric);
-    if (!any_val)
-      rg.warnings.push_back(
-          "no run in this group has a validation split: configurations were selected by their mean TEST " + g.metric +
-          ", which overstates the selected ones (give the dataset a val_size)");
-    if (!base)
-      rg.warnings.push_back("no finished " + options.compare + " run in this group: nothing to compare against");
-    for (auto& row : rg.rows) {
-      if (row.diverged > 0)
-        rg.warnings.push_back(
-            fmt::format("{} {}: {} of {} runs diverged", row.optimizer, row.label, row.diverged, row.runs));
-      if (row.failed > 0)
-        rg.warnings.push_back(
-            fmt::format("{} {}: {} of {} runs failed", row.optimizer, row.label, row.failed, row.runs));
-      if (!row.selected || row.baseline || !base) continue;
-      const std::string seeds = row.diff_test == "paired" ? fmt::format("{} seeds", row.n_pairs)
-                                                          : fmt::format("Welch, {} vs {} seeds", row.n, base->n);
-      const bool too_few = row.n < kMinSeeds || base->n < kMinSeeds || !std::isfinite(row.p_t);
-      if (too_few) {
-        row.summary = fmt::format("{} vs {} on {}: too few finished seeds to say anything ({} and {}; need {}+)",
-                                  row.optimizer, options.compare, where, row.n, base->n, kMinSeeds);
-      } else {
-        const std::string numbers = fmt::format("{} {} [{}, {}], {}, {}", format_value(row.diff, fraction, true), unit,
-                                                format_value(row.diff_ci_low, fraction),
-                                                format_value(row.diff_ci_high, fraction), p_sentence(row.p_t), seeds);
-        const bool ahead = lower ? row.diff < 0 : row.diff > 0;
-        if (row.p_t < kAlpha)
-          row.summary = fmt::format("{} {} {} on {} by {}", row.optimizer, ahead ? "beats" : "is worse than",
-                                    options.compare, where, numbers);
-        else
-          row.summary = fmt::format("no significant difference between {} and {} on {}: {}", row.optimizer,
-                                    options.compare, where, numbers);
-      }
-      (too_few ? rg.warnings : rg.summaries).push_back(row.summary);
-      if (row.diff_test == "paired" && row.n_pairs < 6 && row.n_pairs >= kMinSeeds)
-        rg.warnings.push_back(
-            fmt::format("{}: with {} pairs the exact Wilcoxon test cannot reach p < 0.05 (6 or more seeds needed)",
-                        row.optimizer, row.n_pairs));
-      if (row.diff_test == "paired" && (row.n_pairs < row.n || row.n_pairs < base->n))
-        rg.warnings.push_back(fmt::format("{}: paired on the {} seeds both have ({} and {} finished)", row.optimizer,
-                                          row.n_pairs, row.n, base->n));
-    }
-    out.push_back(std::move(rg));
+/// A configuration's row: its counts, finished seeds and test values, the mean selection score
+/// (validation, or test when `by_val` is false) and the test statistics. No comparison yet.
+ReportRow row_of(const Group& g, const Config& c, const std::string& label, bool by_val, double level) {
+  ReportRow row;
+  row.group = g.label;
+  row.dataset = g.dataset;
+  row.model = g.model;
+  row.optimizer = c.optimizer;
+  row.config = c.config;
+  row.label = label;
+  row.metric = g.metric;
+  row.selected_by = by_val ? "val" : "test";
+  row.runs = c.runs;
+  row.diverged = c.diverged;
+  row.failed = c.failed;
+  std::vector<double> score, gaps, times;
+  for (const auto& [seed, v] : c.finished) {
+    row.seeds.push_back(seed);
+    row.test.push_back(v.test);
+    const double s = by_val ? v.val : v.test;
+    if (std::isfinite(s)) score.push_back(s);
+    if (std::isfinite(v.gen_gap)) gaps.push_back(v.gen_gap);
+    if (std::isfinite(v.time_s)) times.push_back(v.time_s);
   }
+  row.n = static_cast<int>(row.test.size());
+  row.val_mean = stats::mean(score);
+  const auto m = stats::mean_interval(row.test, level);
+  row.mean = m.mean;
+  row.std = m.sd;
+  row.ci_low = m.low;
+  row.ci_high = m.high;
+  row.gen_gap = stats::mean(gaps);
+  row.time_s = stats::mean(times);
+  row.diff = row.diff_ci_low = row.diff_ci_high = row.p_t = row.p_wilcoxon = kNaN;
+  return row;
+}
+
+using FamilyRanks = std::map<std::string, std::vector<size_t>>;  // family -> row indices, best first
+
+/// Selection: per family, configurations with a score first, then those without a diverged run,
+/// then the best mean score, then by label. The first is selected if it has a score.
+FamilyRanks select_per_family(std::vector<ReportRow>& rows, bool lower) {
+  FamilyRanks by_family;
+  for (size_t i = 0; i < rows.size(); ++i) by_family[rows[i].optimizer].push_back(i);
+  for (auto& [family, idx] : by_family) {
+    std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) {
+      const ReportRow &ra = rows[a], &rb = rows[b];
+      const bool sa = std::isfinite(ra.val_mean), sb = std::isfinite(rb.val_mean);
+      if (sa != sb) return sa;
+      if ((ra.diverged == 0) != (rb.diverged == 0)) return ra.diverged == 0;
+      if (sa && ra.val_mean != rb.val_mean) return better(ra.val_mean, rb.val_mean, lower);
+      return ra.label < rb.label;
+    });
+    if (std::isfinite(rows[idx.front()].val_mean)) rows[idx.front()].selected = true;
+  }
+  return by_family;
+}
+
+/// Marks the baseline, the selected configuration of the `compare` family, and returns it; null
+/// when that family has no selected configuration in the group.
+const ReportRow* mark_baseline(std::vector<ReportRow>& rows, const FamilyRanks& by_family, const std::string& compare) {
+  const auto it = by_family.find(compare);
+  if (it == by_family.end()) return nullptr;
+  ReportRow& b = rows[it->second.front()];
+  if (!b.selected) return nullptr;
+  b.baseline = true;
+  return &b;
+}
+
+/// The difference of `row` minus the baseline: paired t and Wilcoxon signed-rank tests on the
+/// seeds both have where there are at least two, otherwise Welch's test on all seeds of both.
+void compare_with(ReportRow& row, const ReportRow& base, double level) {
+  std::vector<double> a, b;
+  for (size_t i = 0; i < row.seeds.size(); ++i) {
+    auto it = std::find(base.seeds.begin(), base.seeds.end(), row.seeds[i]);
+    if (it == base.seeds.end()) continue;
+    a.push_back(row.test[i]);
+    b.push_back(base.test[static_cast<size_t>(it - base.seeds.begin())]);
+  }
+  stats::TTest t;
+  if (a.size() >= 2) {
+    t = stats::paired_t(a, b, level);
+    std::vector<double> d(a.size());
+    for (size_t i = 0; i < a.size(); ++i) d[i] = a[i] - b[i];
+    row.p_wilcoxon = stats::wilcoxon_signed_rank(d).p;
+    row.n_pairs = static_cast<int>(a.size());
+    row.diff_test = "paired";
+  } else if (row.n > 0 && base.n > 0) {
+    t = stats::welch_t(row.test, base.test, level);
+    row.diff_test = "welch";
+  } else {
+    return;
+  }
+  row.diff = t.estimate;
+  row.diff_ci_low = t.low;
+  row.diff_ci_high = t.high;
+  row.p_t = t.p;
+}
+
+/// The rows shown: the baseline family first, then by family name; within a family in rank
+/// order, only the selected configuration unless `select` is all.
+std::vector<ReportRow> rows_shown(const std::vector<ReportRow>& rows, const FamilyRanks& by_family,
+                                  const AnalysisOptions& options) {
+  std::vector<std::string> order{options.compare};
+  for (const auto& [family, idx] : by_family)
+    if (family != options.compare) order.push_back(family);
+  std::vector<ReportRow> shown;
+  for (const auto& family : order) {
+    auto it = by_family.find(family);
+    if (it == by_family.end()) continue;
+    for (size_t i : it->second)
+      if (options.select == "all" || rows[i].selected) shown.push_back(rows[i]);
+  }
+  return shown;
+}
+
+/// Each row's median over its finished runs of the run's tail alpha_hat: one range query per
+/// run, so only for the rows shown.
+void add_alpha_hat(storage::Database& db, const Group& g, std::vector<ReportRow>& rows) {
+  for (auto& row : rows) {
+    const Config& c = g.configs[g.index.at(row.config.dump())];
+    std::vector<double> alphas;
+    for (const auto& [seed, v] : c.finished) {
+      const double a = storage::tail_alpha_median(db, v.run_id);
+      if (std::isfinite(a)) alphas.push_back(a);
+    }
+    row.alpha_hat_median = stats::median(alphas);
+  }
+}
+
+/// Too few finished seeds on either side, or no p-value: the comparison says nothing.
+bool too_few_seeds(const ReportRow& row, const ReportRow& base) {
+  return row.n < kMinSeeds || base.n < kMinSeeds || !std::isfinite(row.p_t);
+}
+
+/// The sentence comparing a row with the baseline (family `compare`): who is ahead, by how much,
+/// with the interval, p and the seeds; or that there are too few seeds to say anything.
+std::string summary_of(const ReportRow& row, const ReportRow& base, const std::string& compare) {
+  const std::string where = row.dataset + "/" + row.model;
+  if (too_few_seeds(row, base))
+    return fmt::format("{} vs {} on {}: too few finished seeds to say anything ({} and {}; need {}+)", row.optimizer,
+                       compare, where, row.n, base.n, kMinSeeds);
+  const bool fraction = is_fraction_metric(row.metric);
+  const std::string seeds = row.diff_test == "paired" ? fmt::format("{} seeds", row.n_pairs)
+                                                      : fmt::format("Welch, {} vs {} seeds", row.n, base.n);
+  const std::string numbers = fmt::format("{} {} [{}, {}], {}, {}", format_value(row.diff, fraction, true),
+                                          unit_of(row.metric), format_value(row.diff_ci_low, fraction),
+                                          format_value(row.diff_ci_high, fraction), p_sentence(row.p_t), seeds);
+  const bool ahead = lower_is_better(row.metric) ? row.diff < 0 : row.diff > 0;
+  if (row.p_t < kAlpha)
+    return fmt::format("{} {} {} on {} by {}", row.optimizer, ahead ? "beats" : "is worse than", compare, where,
+                       numbers);
+  return fmt::format("no significant difference between {} and {} on {}: {}", row.optimizer, compare, where, numbers);
+}
+
+/// The warnings on a row's own runs: how many diverged and how many failed.
+void add_run_warnings(const ReportRow& row, std::vector<std::string>& warnings) {
+  if (row.diverged > 0)
+    warnings.push_back(fmt::format("{} {}: {} of {} runs diverged", row.optimizer, row.label, row.diverged, row.runs));
+  if (row.failed > 0)
+    warnings.push_back(fmt::format("{} {}: {} of {} runs failed", row.optimizer, row.label, row.failed, row.runs));
+}
+
+/// The warnings on a paired comparison: too few pairs for the exact Wilcoxon test to reach
+/// p < 0.05, and finished seeds left out because the other side lacks them.
+void add_pairing_warnings(const ReportRow& row, const ReportRow& base, std::vector<std::string>& warnings) {
+  if (row.diff_test != "paired") return;
+  if (row.n_pairs < 6 && row.n_pairs >= kMinSeeds)
+    warnings.push_back(
+        fmt::format("{}: with {} pairs the exact Wilcoxon test cannot reach p < 0.05 (6 or more seeds needed)",
+                    row.optimizer, row.n_pairs));
+  if (row.n_pairs < row.n || row.n_pairs < base.n)
+    warnings.push_back(fmt::format("{}: paired on the {} seeds both have ({} and {} finished)", row.optimizer,
+                                   row.n_pairs, row.n, base.n));
+}
+
+/// The group's plain-language summaries and warnings, in the order of the rows shown; each
+/// selected row other than the baseline gets its sentence (a warning when it says nothing).
+void add_sentences(ReportGroup& rg, const ReportRow* base, bool any_val, const std::string& compare) {
+  if (!any_val)
+    rg.warnings.push_back(
+        "no run in this group has a validation split: configurations were selected by their mean TEST " + rg.metric +
+        ", which overstates the selected ones (give the dataset a val_size)");
+  if (!base) rg.warnings.push_back("no finished " + compare + " run in this group: nothing to compare against");
+  for (auto& row : rg.rows) {
+    add_run_warnings(row, rg.warnings);
+    if (!row.selected || row.baseline || !base) continue;
+    row.summary = summary_of(row, *base, compare);
+    (too_few_seeds(row, *base) ? rg.warnings : rg.summaries).push_back(row.summary);
+    add_pairing_warnings(row, *base, rg.warnings);
+  }
+}
+
+/// One group of the report: a row per configuration, the selection per family, the comparison
+/// with the baseline, then the rows shown with their alpha_hat and the sentences.
+ReportGroup report_group(storage::Database& db, const Group& g, const AnalysisOptions& options) {
+  const bool any_val = has_validation(g);
+  const auto labels = labels_of(g);
+  std::vector<ReportRow> rows;
+  for (const auto& c : g.configs) rows.push_back(row_of(g, c, labels.at(c.key), any_val, options.level));
+  const FamilyRanks by_family = select_per_family(rows, lower_is_better(g.metric));
+  const ReportRow* base = mark_baseline(rows, by_family, options.compare);
+  if (base)
+    for (auto& row : rows)
+      if (!row.baseline) compare_with(row, *base, options.level);
+  ReportGroup rg;
+  rg.label = g.label;
+  rg.dataset = g.dataset;
+  rg.model = g.model;
+  rg.metric = g.metric;
+  rg.rows = rows_shown(rows, by_family, options);
+  add_alpha_hat(db, g, rg.rows);
+  add_sentences(rg, base, any_val, options.compare);
+  return rg;
+}
+
+}  // namespace
+
+std::vector<ReportGroup> analyse(storage::Store& store, const AnalysisOptions& options, const OnDamaged& on_damaged) {
+  if (options.select != "best" && options.select != "all")
+    throw InputError("--select \"" + options.select + "\": unknown selection; valid: best, all");
+  const auto runs = storage::select_runs(store, options.filter, on_damaged);
+  check_runs_match(store, runs, options);
+  std::vector<ReportGroup> out;
+  for (const auto& [gkey, g] : group_runs(store.database(), runs, options))
+    out.push_back(report_group(store.database(), g, options));
   return out;
+}
+
+std::vector<ReportGroup> analyse(storage::Store& store, const AnalysisOptions& options) {
+  return analyse(store, options, [&](const storage::RunRecord& r, const std::string& why) {
+    throw InputError(store.path() + ": run " + std::to_string(r.id) + ": " + why);
+  });
 }
 
 }  // namespace htga::analysis

@@ -12,6 +12,7 @@
 // Storage, the registries and JSON only: no LibTorch, no CLI11 (cli/report_format prints it).
 
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -60,9 +61,18 @@ struct ReportGroup {
   std::vector<std::string> summaries, warnings;
 };
 
-/// Builds the report. Throws InputError, with the valid values, for a `select` other than best
-/// or all, when no run matches, for a baseline family (`compare`) no matching run has, and for
-/// a `metric` no matching run has.
+/// Told of a run that matches but is left out because its stored config cannot be read; `why`
+/// is storage::config_problem's reason.
+using OnDamaged = std::function<void(const storage::RunRecord& run, const std::string& why)>;
+
+/// Builds the report. A matching run whose stored config cannot be read is left out and given to
+/// `on_damaged` (to warn; an empty one leaves it out without a word), so that one damaged row
+/// does not stop the report. Throws InputError, with the valid values, for a `select` other than
+/// best or all, when no run matches (after the damaged ones are left out), for a baseline family
+/// (`compare`) no matching run has, and for a `metric` no matching run has.
+std::vector<ReportGroup> analyse(storage::Store& store, const AnalysisOptions& options, const OnDamaged& on_damaged);
+/// As above, but a damaged run is an InputError that names it ("<db>: run 7: its stored config
+/// is not valid JSON (...)"): for callers that have nowhere to warn.
 std::vector<ReportGroup> analyse(storage::Store& store, const AnalysisOptions& options);
 
 /// The metrics some of the runs have, sorted: their main metrics, the evaluated loss, acc and

@@ -12,6 +12,7 @@
 #include "experiments/error.h"
 #include "report_db.h"
 #include "storage/query.h"
+#include "storage/sqlite.h"
 #include "storage/store.h"
 
 using htga::analysis::analyse;
@@ -216,6 +217,55 @@ TEST_CASE("an unknown metric, family or selection is an error that lists the val
   o = AnalysisOptions{};
   o.filter.datasets = {"cifar100"};
   CHECK(error_of(o) == db.path + ": no runs match (check --grid, --dataset, --model, --optimizer)");
+}
+
+TEST_CASE("a run with a damaged config is left out and named; the others are reported", "[analysis]") {
+  // One damaged row must not stop a report over many runs (issue 16).
+  Db db;
+  {
+    Store s(db.path);
+    htga::storage::Statement q(s.database(), "UPDATE runs SET config = '{broken' WHERE id = ?1");
+    q.bind(1, db.htga1_seed0);
+    q.run();
+  }
+  Store s(db.path, Store::Mode::kReadOnly);
+  std::vector<std::pair<int64_t, std::string>> damaged;
+  const auto groups = analyse(s, AnalysisOptions{}, [&](const htga::storage::RunRecord& r, const std::string& why) {
+    damaged.push_back({r.id, why});
+  });
+  REQUIRE(damaged.size() == 1);
+  CHECK(damaged[0].first == db.htga1_seed0);
+  CHECK_THAT(damaged[0].second, Catch::StartsWith("its stored config is not valid JSON (parse error"));
+
+  REQUIRE(groups.size() == 3);  // every group still there
+  const ReportGroup& fm = group_of(groups, "fashion-mnist");
+  const ReportRow& htga = selected_row(fm, "htga");
+  CHECK(htga.config["optimizer"]["beta"] == 1.0);
+  CHECK(htga.runs == 4);
+  CHECK(htga.seeds == std::vector<int64_t>{1, 2, 3, 4});
+  CHECK(htga.mean == Approx(0.86));   // 0.83, 0.85, 0.87, 0.89
+  CHECK(htga.diff == Approx(0.035));  // paired with the baseline's seeds 1..4: 0.02..0.05
+  CHECK(htga.n_pairs == 4);
+  CHECK(fm.rows[0].n == 5);  // the baseline keeps its five seeds
+  CHECK(has(fm.warnings, "htga: paired on the 4 seeds both have (4 and 5 finished)"));
+  CHECK(selected_row(group_of(groups, "cifar10"), "htga").n == 3);
+
+  // Without a callback, the damaged run is an error that names it, not a JSON parse error.
+  try {
+    analyse(s, AnalysisOptions{});
+    FAIL("no error for the damaged run");
+  } catch (const htga::InputError& e) {
+    CHECK_THAT(e.what(), Catch::StartsWith(db.path + ": run " + std::to_string(db.htga1_seed0) +
+                                           ": its stored config is not valid JSON (parse error"));
+  }
+  // A filter that leaves the damaged run out does not hear of it.
+  AnalysisOptions cifar;
+  cifar.filter.grids = {"c"};
+  damaged.clear();
+  CHECK(analyse(s, cifar, [&](const htga::storage::RunRecord& r, const std::string& why) {
+          damaged.push_back({r.id, why});
+        }).size() == 1);
+  CHECK(damaged.empty());
 }
 
 TEST_CASE("the analysis and everything it includes build without LibTorch and CLI11", "[analysis]") {
