@@ -211,7 +211,7 @@ long run_export(const ExportOptions& options, std::ostream& stdout_stream) {
   if (options.what == "summary") {
     AnalysisOptions a = options.analysis;
     a.filter = options.filter;
-    write_report_csv(analyse(store, a), csv);
+    write_report_csv(analyse(store, a, warn), csv);
   } else {
     const bool needs_config = options.what == "runs" || options.with_config;
     const auto runs =

@@ -78,7 +78,6 @@ void make_foreign(const std::string& path) {
 std::vector<std::string> read_commands(const std::string& db, const TempDir& dir) {
   return {"runs --db " + db, "runs --format json --db " + db, "show 1 --db " + db,
           "export runs --db " + db + " --out " + dir.file("x.csv"), "export steps --db " + db + " --out -",
-          // report opens read-only once cli/cmd_report.cpp passes Store::Mode::kReadOnly (issue 16).
           "report --db " + db};
 }
 
