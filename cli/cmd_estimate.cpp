@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "estimators/tail.h"
 #include "experiments/error.h"
 
@@ -218,8 +219,11 @@ void setup_estimate(CLI::App& app, int& exit_code) {
       ->required();
   est->add_option("--estimator", opts->estimator, "hill, pickands, moment, stable, ks or all")->capture_default_str();
   est->add_option("--k", opts->k, "Order statistics (hill, pickands, moment) or block size (stable); 0 = default")
+      ->check(integer_in(0, INT64_MAX))
       ->capture_default_str();
-  est->add_option("--column", opts->column, "Column of a CSV file, 1-based")->capture_default_str();
+  est->add_option("--column", opts->column, "Column of a CSV file, 1-based")
+      ->check(integer_in(1, 1 << 20))
+      ->capture_default_str();
   est->add_flag("--json", opts->json, "One JSON object keyed by estimator name");
   est->callback([opts, &exit_code]() {
     auto results = run_estimate(*opts);

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "cli/csv.h"
 #include "cli/report_format.h"
 #include "experiments/error.h"
@@ -202,6 +203,7 @@ long run_export(const ExportOptions& options, std::ostream& stdout_stream) {
   std::unique_ptr<AtomicFile> file;
   if (!to_stdout) file = std::make_unique<AtomicFile>(out_path);
   CsvWriter csv([&](const std::string& text) {
+    if (experiments::stop_requested()) throw Interrupted("export interrupted; " + out_path + " not written");
     if (file)
       file->write(text);
     else
@@ -264,7 +266,7 @@ void setup_export(CLI::App& app, int& exit_code) {
     sub->add_option("--grid", f.grids, "Only runs of this grid (repeatable)");
     sub->add_option("--status", f.statuses, "Only runs with this status (repeatable)")
         ->check(CLI::IsMember({"running", "finished", "failed", "diverged", "interrupted"}));
-    sub->add_option("--run", f.run_ids, "Only this run id (repeatable)");
+    sub->add_option("--run", f.run_ids, "Only this run id (repeatable)")->check(integer_in(1, INT64_MAX));
     if (what == "steps" || what == "evals" || what == "alpha")
       sub->add_flag(
           "--with-config", opts->with_config,

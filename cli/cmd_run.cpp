@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "cli/progress.h"
 #include "experiments/error.h"
 
@@ -57,10 +58,18 @@ int run_run(const experiments::RunOptions& options, const RunView& view, std::os
 namespace {
 /// "I/N" -> (I, N).
 std::pair<int, int> parse_shard(const std::string& text) {
-  int i = -1, n = 0;
-  char slash = 0, extra = 0;
-  if (std::sscanf(text.c_str(), "%d%c%d%c", &i, &slash, &n, &extra) != 3 || slash != '/' || n < 1 || i < 0 || i >= n)
-    throw InputError("--shard " + text + ": want I/N with 0 <= I < N, e.g. 0/4");
+  const auto slash = text.find('/');
+  auto number = [&](const std::string& part) {
+    errno = 0;
+    char* end = nullptr;
+    const long v = std::strtol(part.c_str(), &end, 10);
+    if (part.empty() || *end != '\0' || errno == ERANGE || v < 0 || v > 1000000)
+      throw InputError("--shard " + text + ": want I/N with 0 <= I < N <= 1000000, e.g. 0/4");
+    return static_cast<int>(v);
+  };
+  if (slash == std::string::npos) throw InputError("--shard " + text + ": want I/N with 0 <= I < N, e.g. 0/4");
+  const int i = number(text.substr(0, slash)), n = number(text.substr(slash + 1));
+  if (n < 1 || i >= n) throw InputError("--shard " + text + ": want I/N with 0 <= I < N, e.g. 0/4");
   return {i, n};
 }
 }  // namespace
@@ -82,9 +91,12 @@ void setup_run(CLI::App& app, int& exit_code) {
   grid->add_flag("--dry-run", opts->dry_run, "List the cells and whether they are done (stdout); train nothing");
   grid->add_option("--device", opts->device, "Override the grid's device: auto, cpu, cuda, cuda:N");
   grid->add_option("-j,--jobs", opts->jobs, "Cells trained at once (threads sharing the loaded datasets)")
+      ->check(integer_in(1, 1024))
       ->capture_default_str();
   grid->add_option("--shard", *shard, "Run only the cells whose index mod N is I (I/N, for job arrays)");
-  grid->add_option("--max-cells", opts->max_cells, "Refuse larger grids unless --yes")->capture_default_str();
+  grid->add_option("--max-cells", opts->max_cells, "Refuse larger grids unless --yes")
+      ->check(integer_in(0, INT64_MAX))
+      ->capture_default_str();
   grid->add_flag("-y,--yes", opts->yes, "Run a grid larger than --max-cells");
   grid->add_option("--stale-after", opts->stale_after_s,
                    "Seconds without a heartbeat after which a `running` cell is taken over (at least 3 "
@@ -95,7 +107,7 @@ void setup_run(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   grid->add_option("--checkpoint-dir", opts->checkpoint_dir, "Checkpoint folder (default: checkpoints/ beside --db)");
   grid->add_option("--flush-every", opts->flush_every, "Steps buffered before a database commit")
-      ->check(CLI::PositiveNumber)
+      ->check(integer_in(1, 1 << 20))
       ->capture_default_str();
   grid->add_option("--progress-every", view->progress_every_s,
                    "When stderr is not a terminal: seconds between progress lines of the cells in training")
@@ -106,7 +118,6 @@ void setup_run(CLI::App& app, int& exit_code) {
     if (!shard->empty()) std::tie(opts->shard_index, opts->shard_count) = parse_shard(*shard);
     view->live = !view->quiet && !opts->dry_run && isatty(fileno(stderr));
     if (view->live) opts->tick_seconds = 0.5;
-    experiments::install_signal_handlers();
     exit_code = run_run(*opts, *view, std::cout, std::cerr);
   });
 }

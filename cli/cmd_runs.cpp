@@ -10,6 +10,7 @@
 #include <map>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "experiments/analysis/analysis.h"
 #include "experiments/error.h"
 #include "experiments/grid.h"
@@ -302,7 +303,7 @@ void setup_runs(CLI::App& app, int& exit_code) {
   auto so = std::make_shared<ShowOptions>();
   auto* show =
       app.add_subcommand("show", "Everything stored about one run: config, status, metrics, error, checkpoint");
-  show->add_option("run", so->run_id, "Run id (see htga runs)")->required();
+  show->add_option("run", so->run_id, "Run id (see htga runs)")->required()->check(integer_in(1, INT64_MAX));
   show->add_option("--db", so->db_path, "Result database")->capture_default_str();
   show->add_flag("--json", so->json, "Print one JSON object");
   show->callback([so, &exit_code]() {

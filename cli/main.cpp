@@ -36,6 +36,17 @@ void choose_blas_kernels(char** argv) {
   execv("/proc/self/exe", argv);  // returns only on failure: carry on with the slow kernels
 }
 
+/// CLI11 answers `htga foo` with "A subcommand is required": say which word is not a command.
+void reject_unknown_command(CLI::App& app, int argc, char** argv) {
+  if (argc < 2 || argv[1][0] == '-') return;
+  std::string valid;
+  for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+    if (sub->get_name() == argv[1]) return;
+    valid += (valid.empty() ? "" : ", ") + sub->get_name();
+  }
+  throw htga::InputError(std::string("unknown command \"") + argv[1] + "\"; valid: " + valid + " (htga --help)");
+}
+
 /// A message's first line: library errors (c10) append backtraces.
 std::string first_line(const std::string& msg) { return msg.substr(0, msg.find('\n')); }
 
@@ -43,6 +54,9 @@ std::string first_line(const std::string& msg) { return msg.substr(0, msg.find('
 
 int main(int argc, char** argv) {
   choose_blas_kernels(argv);
+  // From here on a signal asks for a stop: grids record their cells as interrupted, exports
+  // remove their temporary file; either way the exit status is 130.
+  htga::experiments::install_signal_handlers();
   CLI::App app{"htga: train grids of experiments, measure the tail index of gradient noise, compare optimizers"};
   app.set_version_flag("--version", HTGA_VERSION);
   app.require_subcommand(1);
@@ -55,12 +69,16 @@ int main(int argc, char** argv) {
   htga::cli::setup_merge(app, exit_code);
   htga::cli::setup_runs(app, exit_code);
   try {
+    reject_unknown_command(app, argc, argv);
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     app.exit(e);
     return 2;
+  } catch (const htga::Interrupted& e) {
+    std::cerr << "htga: " << first_line(e.what()) << std::endl;
+    return 130;
   } catch (const htga::InputError& e) {
     std::cerr << "htga: error: " << first_line(e.what()) << std::endl;
     return 2;

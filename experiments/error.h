@@ -11,4 +11,12 @@ class InputError : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+/// The work was stopped by a signal (SIGINT, SIGTERM) before it was done: main() exits with 130.
+/// Thrown where a long command checks experiments::stop_requested(); what it was writing is
+/// removed on the way out (temporary files are RAII).
+class Interrupted : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 }  // namespace htga
