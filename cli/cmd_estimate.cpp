@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cmath>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -64,7 +65,7 @@ std::string printable(const std::string& text) {
 /// A NumPy .npy file of float32 or float64 (format versions 1 to 3), any shape, flattened.
 torch::Tensor read_npy(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path + ": cannot read");
+  if (!in) throw InputError(path + ": cannot read: " + std::strerror(errno));
   in.seekg(0, std::ios::end);
   const auto file_size = static_cast<int64_t>(in.tellg());
   in.seekg(0);
@@ -93,10 +94,11 @@ torch::Tensor read_npy(const std::string& path) {
     throw InputError(path + ": .npy dtype " + descr + " not supported (float32 or float64, little-endian)");
   const int64_t count = npy_count(path, npy_field(path, header, "shape"));
   const int64_t item = dtype == torch::kFloat32 ? 4 : 8;
-  const int64_t have = (file_size - static_cast<int64_t>(in.tellg())) / item;
-  if (have != count)
-    throw InputError(path + ": " + (have < count ? "truncated" : "trailing data") + ": header announces " +
-                     std::to_string(count) + " values, file has " + std::to_string(have));
+  const int64_t bytes = file_size - static_cast<int64_t>(in.tellg());
+  if (bytes != count * item)
+    throw InputError(path + ": " + (bytes < count * item ? "truncated" : "trailing data") + ": header announces " +
+                     std::to_string(count) + " values (" + std::to_string(count * item) + " bytes), file has " +
+                     std::to_string(bytes) + " bytes after the header");
   auto values = torch::empty({count}, dtype);
   in.read(static_cast<char*>(values.data_ptr()), count * item);
   if (in.gcount() != count * item) throw InputError(path + ": cannot read its values");
@@ -107,7 +109,7 @@ torch::Tensor read_npy(const std::string& path) {
 /// tab or space separated file. A first line that is not a number is taken as a header.
 torch::Tensor read_text(const std::string& path, int column) {
   std::ifstream in(path);
-  if (!in) throw InputError(path + ": cannot read");
+  if (!in) throw InputError(path + ": cannot read: " + std::strerror(errno));
   std::vector<double> values;
   std::string line;
   int64_t line_no = 0;

@@ -196,6 +196,8 @@ long run_export(const ExportOptions& options, std::ostream& stdout_stream) {
       throw InputError(out_path + ": is a folder; --out names the CSV file to write");
   }
   storage::Store store(options.db_path, storage::Store::Mode::kReadOnly);
+  if (const auto unknown = options.filter.unknown_value(store.runs()); !unknown.empty())
+    throw InputError(options.db_path + ": " + unknown);  // not an empty file with exit 0
   // A run whose stored config is damaged is named and left out where its config is read.
   auto warn = [&](const storage::RunRecord& r, const std::string& why) {
     std::cerr << "htga: warning: " << options.db_path << ": run " << r.id << " skipped: " << why << std::endl;

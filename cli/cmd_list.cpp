@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "experiments/models/zoo.h"
 #include "experiments/registry.h"
 
@@ -84,7 +85,7 @@ void setup_list(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--classes", opts->classes, "Number of classes for the models' parameter counts")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(integer_in(1, 1 << 20));
   cmd->callback([opts, &exit_code]() {
     list(*opts, std::cout);
     exit_code = 0;

@@ -103,7 +103,7 @@ void setup_run(CLI::App& app, int& exit_code) {
                    "heartbeats)")
       ->capture_default_str();
   grid->add_option("--heartbeat", opts->heartbeat_seconds, "Seconds between heartbeats of the cells in training")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str();
   grid->add_option("--checkpoint-dir", opts->checkpoint_dir, "Checkpoint folder (default: checkpoints/ beside --db)");
   grid->add_option("--flush-every", opts->flush_every, "Steps buffered before a database commit")
@@ -111,7 +111,7 @@ void setup_run(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   grid->add_option("--progress-every", view->progress_every_s,
                    "When stderr is not a terminal: seconds between progress lines of the cells in training")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_number())
       ->capture_default_str();
   grid->add_flag("-q,--quiet", view->quiet, "No progress lines (failures are still reported)");
   grid->callback([opts, view, shard, &exit_code]() {

@@ -126,6 +126,8 @@ void run_runs(const RunsOptions& options, std::ostream& out) {
     throw InputError("runs: unknown format \"" + options.format + "\"; valid: table, json");
   require_database(options.db_path);
   storage::Store store(options.db_path, storage::Store::Mode::kReadOnly);
+  if (const auto unknown = options.filter.unknown_value(store.runs()); !unknown.empty())
+    throw InputError(options.db_path + ": " + unknown);
   // A run whose stored config is damaged is named and left out: the others are listed.
   const auto runs =
       storage::select_runs(store, options.filter, [&](const storage::RunRecord& r, const std::string& why) {

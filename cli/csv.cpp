@@ -90,8 +90,13 @@ void CsvWriter::flush() {
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
   namespace fs = std::filesystem;
-  fs::path target(path_);
   std::error_code ec;
+  // Through a symlink to the file it names: the link stays, its target is replaced.
+  if (fs::is_symlink(path_, ec)) path_ = fs::weakly_canonical(path_, ec).string();
+  const auto status = fs::status(path_, ec);
+  if (fs::exists(status) && !fs::is_regular_file(status))
+    throw InputError(path_ + ": not a regular file (a device, a pipe, a folder); give a file path, or - for stdout");
+  fs::path target(path_);
   if (target.has_parent_path()) {
     fs::create_directories(target.parent_path(), ec);
     if (ec) throw InputError(path_ + ": cannot create folder: " + ec.message());

@@ -25,4 +25,18 @@ inline CLI::Validator integer_in(int64_t lo, int64_t hi) {
       "INT in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
 }
 
+/// A finite number above 0 (seconds, rates); the message does not print DBL_MAX in full.
+inline CLI::Validator positive_number() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        errno = 0;
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        if (text.empty() || *end != '\0') return "\"" + text + "\" is not a number";
+        if (errno == ERANGE || !(v > 0) || !(v < 1e300)) return text + " is out of range; want a number above 0";
+        return {};
+      },
+      "NUMBER > 0");
+}
+
 }  // namespace htga::cli

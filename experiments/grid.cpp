@@ -88,6 +88,8 @@ class Parser {
         for (size_t i = 0; i < v.size(); ++i) {
           if (!v[i].is_number_integer() || v[i].get<int64_t>() <= 0)
             fail(ptr + "/" + std::to_string(i), "expected a positive integer, got " + json_type(v[i]));
+          if (static_cast<double>(v[i].get<int64_t>()) > spec.max)
+            fail(ptr + "/" + std::to_string(i), "must be <= " + fmt_bound(spec.max) + ", got " + v[i].dump());
           out.push_back(v[i].get<int64_t>());
         }
         return out;
@@ -263,10 +265,10 @@ Grid load_grid(const std::string& path, const GridOptions& options) {
   json doc;
   try {
     doc = json::parse(in);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // a syntax error, or a number too large for a double (1e400)
     std::string msg = e.what();
-    auto pos = msg.find("parse error");
-    throw InputError(path + ": not valid JSON: " + (pos == std::string::npos ? msg : msg.substr(pos)));
+    const auto bracket = msg.find("] ");  // "[json.exception.parse_error.101] parse error at ..."
+    throw InputError(path + ": not valid JSON: " + (bracket == std::string::npos ? msg : msg.substr(bracket + 2)));
   }
   return parse_grid(doc, path, options);
 }

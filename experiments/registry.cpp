@@ -41,6 +41,10 @@ std::string describe(ParamType type) {
 }
 
 namespace {
+
+/// The largest width or channel count a list parameter may hold (a layer of a million units
+/// is already far beyond what these models are for; larger values only exhaust memory).
+constexpr double kMaxWidth = 1 << 20;
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 ParamSpec positive(std::string name, json def, std::string help, ParamType t = ParamType::kNumber) {
@@ -283,7 +287,8 @@ const Registry& models() {
           "hidden layer widths (a list of lists expands in a grid)",
           -kInf,
           false,
-          {}}}},
+          {},
+          kMaxWidth}}},
        {"cnn",
         "small LeNet-style network: per stage conv (same padding) -> ReLU -> 2x2 max pool, then fully "
         "connected layers",
@@ -293,14 +298,16 @@ const Registry& models() {
           "output channels of each conv stage",
           -kInf,
           false,
-          {}},
+          {},
+          kMaxWidth},
          {"hidden",
           ParamType::kIntList,
           json::array({128}),
           "widths of the fully connected layers before the logits",
           -kInf,
           false,
-          {}},
+          {},
+          kMaxWidth},
          positive("kernel", 5, "side of the square conv kernels (odd)", ParamType::kInteger)}},
        {"resnet20", "ResNet-20 for CIFAR (He et al. 2016, option A shortcuts), batch norm", {}},
        {"resnet56", "ResNet-56 for CIFAR (He et al. 2016, option A shortcuts), batch norm", {}},

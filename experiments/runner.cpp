@@ -10,15 +10,18 @@
 #include <cstring>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 
 #include "experiments/cell_builder.h"
 #include "experiments/checkpoint.h"
 #include "experiments/error.h"
 #include "experiments/grid.h"
+#include "experiments/models/zoo.h"
 #include "experiments/scheduler.h"
 #include "experiments/torch_compat.h"
 #include "experiments/trainer.h"
@@ -158,13 +161,40 @@ struct GridRun {
 void resolve_devices(GridRun& g) {
   for (const Cell& c : g.grid.cells) {
     const std::string name = g.options.device.empty() ? c.config["train"]["device"].get<std::string>() : g.options.device;
-    if (!g.devices.count(name)) g.devices.emplace(name, resolve_device(name));
+    if (g.devices.count(name)) continue;
+    try {
+      g.devices.emplace(name, resolve_device(name));
+    } catch (const InputError& e) {
+      throw InputError((g.options.device.empty() ? g.grid.source + ": /defaults/device: " : "--device: ") + e.what());
+    }
   }
 }
 
+/// Every model a cell will train, built once here on the CPU: sizes that do not fit the data or
+/// the memory are bad input found before anything is written, not failed cells.
+void check_models(const GridRun& g, const std::vector<size_t>& todo) {
+  std::set<std::string> built;
+  for (size_t i : todo) {
+    const Cell& c = g.grid.cells[i];
+    const auto it = g.datasets.find(g.data_key(c));
+    if (it == g.datasets.end() || !built.insert(c.config["model"].dump() + "@" + g.data_key(c)).second) continue;
+    try {
+      models::make_model(c.config["model"], models::input_shape_of(it->second));
+    } catch (const std::exception& e) {
+      const std::string msg = e.what();
+      throw InputError(g.grid.source + ": " + c.label + ": model " + c.config["model"]["name"].get<std::string>() +
+                       ": " + msg.substr(0, msg.find('\n')));
+    }
+  }
+}
+
+/// Loads the datasets of the cells to train (each once) and checks their models; the decoded
+/// datasets' caches are written only when all of it passed.
 void load_datasets(GridRun& g, const std::vector<size_t>& todo, const std::string& db_dir) {
+  std::vector<std::function<void()>> cache_writes;
   data::LoadOptions load_options;  // decoded datasets cached beside the database
   load_options.cache_dir = (fs::path(db_dir) / "htga-data-cache").string();
+  load_options.deferred_writes = &cache_writes;
   for (size_t i : todo) {
     const Cell& c = g.grid.cells[i];
     if (g.datasets.count(g.data_key(c)) || stop_requested()) continue;
@@ -173,6 +203,8 @@ void load_datasets(GridRun& g, const std::vector<size_t>& todo, const std::strin
                                ds.test_x.size(0), ds.load_seconds});
     g.datasets.emplace(g.data_key(c), std::move(ds));
   }
+  check_models(g, todo);
+  for (auto& write : cache_writes) write();
   // Cells train on streams of their own (compat::ThreadStream): the uploads finish first.
   for (const auto& [name, device] : g.devices) compat::synchronize(device);
 }

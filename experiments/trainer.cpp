@@ -24,16 +24,6 @@ double seconds_between(Clock::time_point a, Clock::time_point b) { return std::c
 /// Model construction draws from the global generator: one cell at a time.
 std::mutex g_init_mutex;
 
-models::InputShape input_shape(const data::Dataset& d) {
-  if (d.task == data::TaskKind::kImages) return {d.train_x.size(1), d.train_x.size(2), d.train_x.size(3), d.num_classes};
-  models::InputShape in;
-  in.num_classes = d.num_classes;
-  in.task = d.task;
-  in.vocab_size = d.vocab_size;
-  in.max_len = d.max_len;
-  return in;
-}
-
 }  // namespace
 
 /// Everything a cell trains with. Members are declared in the order they are built: the order
@@ -62,7 +52,7 @@ Trainer::Trainer(const CellSettings& settings, const data::Dataset& dataset, con
   {
     std::lock_guard<std::mutex> lock(g_init_mutex);
     torch::manual_seed(s_.seed);
-    m.model = models::make_model(s_.model, input_shape(d_));
+    m.model = models::make_model(s_.model, models::input_shape_of(d_));
     m.task = std::make_unique<Task>(d_);
     m.task->set_train_eval_size(s_.train.train_eval_size);
     m.task->set_amp(s_.train.amp);

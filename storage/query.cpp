@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <set>
 #include <nlohmann/json.hpp>
 
 namespace htga::storage {
@@ -20,6 +21,33 @@ bool RunFilter::matches(const RunRecord& run) const {
   return any_of_or_empty(datasets, run.dataset) && any_of_or_empty(models, run.model) &&
          any_of_or_empty(optimizers, run.optimizer) && any_of_or_empty(grids, run.grid) &&
          any_of_or_empty(statuses, run.status) && any_of_or_empty(run_ids, run.id);
+}
+
+std::string RunFilter::unknown_value(const std::vector<RunRecord>& runs) const {
+  auto check = [&](const char* option, const std::vector<std::string>& wanted,
+                   std::string (*field)(const RunRecord&)) -> std::string {
+    std::set<std::string> present;
+    for (const auto& r : runs) present.insert(field(r));
+    for (const auto& w : wanted) {
+      if (present.count(w)) continue;
+      std::string list;
+      for (const auto& p : present) list += (list.empty() ? "" : ", ") + p;
+      return std::string(option) + " " + w + ": no run has it; present: " + (list.empty() ? "(none)" : list);
+    }
+    return "";
+  };
+  for (const std::string& m :
+       {check("--dataset", datasets, [](const RunRecord& r) { return r.dataset; }),
+        check("--model", models, [](const RunRecord& r) { return r.model; }),
+        check("--optimizer", optimizers, [](const RunRecord& r) { return r.optimizer; }),
+        check("--grid", grids, [](const RunRecord& r) { return r.grid; })})
+    if (!m.empty()) return m;
+  for (int64_t id : run_ids) {
+    bool found = false;
+    for (const auto& r : runs) found = found || r.id == id;
+    if (!found) return "--run " + std::to_string(id) + ": no such run (see htga runs)";
+  }
+  return "";
 }
 
 std::vector<RunRecord> select_runs(Store& store, const RunFilter& filter) {

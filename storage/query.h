@@ -22,6 +22,10 @@ struct RunFilter {
   std::vector<int64_t> run_ids;
 
   bool matches(const RunRecord& run) const;
+  /// A name or id of the filter that no run of `runs` has, as a message naming the option and the
+  /// values present ("--dataset cifar11: no run has it; present: cifar10, fashion-mnist"); "" when
+  /// every one is present. Statuses are not names: a status with no run is an empty answer.
+  std::string unknown_value(const std::vector<RunRecord>& runs) const;
 };
 
 /// The runs that match, in id order.

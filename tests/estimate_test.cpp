@@ -106,7 +106,7 @@ TEST_CASE("estimate: bad files are errors naming the file", "[cli]") {
   TempDir dir("estimatebad");
   EstimateOptions o;
   o.path = dir.file("missing.txt");
-  CHECK_THROWS_WITH(run_estimate(o), dir.file("missing.txt") + ": cannot read");
+  CHECK_THROWS_WITH(run_estimate(o), Catch::StartsWith(dir.file("missing.txt") + ": cannot read"));
   write_text(dir.file("empty.txt"), "\n\n");
   o.path = dir.file("empty.txt");
   CHECK_THROWS_WITH(run_estimate(o), dir.file("empty.txt") + ": no numbers");
@@ -120,7 +120,7 @@ TEST_CASE("estimate: bad files are errors naming the file", "[cli]") {
   o.column = 1;
   write_npy(dir.file("short.npy"), torch::ones({10}, torch::kFloat64), "10,", /*truncate=*/true);
   o.path = dir.file("short.npy");
-  CHECK_THROWS_WITH(run_estimate(o), dir.file("short.npy") + ": truncated: header announces 10 values, file has 9");
+  CHECK_THROWS_WITH(run_estimate(o), dir.file("short.npy") + ": truncated: header announces 10 values (80 bytes), file has 77 bytes after the header");
   o.path = dir.file("two.csv");
   o.estimator = "hil";
   CHECK_THROWS_AS(run_estimate(o), InputError);

@@ -4,6 +4,7 @@
 // naming the file, and that every file that must not change is byte for byte the same. None of
 // them trains: the databases are made through the storage API.
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <cmath>
 #include <filesystem>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "storage/store.h"
@@ -343,4 +345,77 @@ TEST_CASE("hardening: a database in a folder that cannot be written is read", "[
   CHECK(read_file(db) == bytes);
   CHECK_FALSE(fs::exists(db + "-wal"));
   CHECK_FALSE(fs::exists(db + "-shm"));
+}
+
+TEST_CASE("hardening: export writes files only, through symlinks; devices and pipes are refused", "[cli]") {
+  TempDir dir("hard-out");
+  const std::string db = dir.file("htga.db");
+  make_db(db, 2);
+  REQUIRE(mkfifo(dir.file("fifo").c_str(), 0644) == 0);
+  auto r = htga_cmd("export runs --db " + db + " --out " + dir.file("fifo"), dir);
+  CHECK(r.code == 2);
+  CHECK(has(r.out, dir.file("fifo") + ": not a regular file"));
+  CHECK(fs::is_fifo(dir.file("fifo")));
+  write_text(dir.file("target.csv"), "old\n");
+  fs::create_symlink(dir.file("target.csv"), dir.file("link.csv"));
+  r = htga_cmd("export runs --db " + db + " --out " + dir.file("link.csv"), dir);
+  INFO(r.out);
+  CHECK(r.code == 0);
+  CHECK(fs::is_symlink(dir.file("link.csv")));  // the link stays; its target holds the CSV
+  CHECK(lines_of(read_file(dir.file("target.csv"))) == 3);
+}
+
+TEST_CASE("hardening: names that match nothing, unknown commands and huge ids are refused", "[cli]") {
+  TempDir dir("hard-names");
+  const std::string db = dir.file("htga.db");
+  make_db(db, 2);
+  for (const std::string& cmd : {"runs --dataset nope", "export runs --out - --model nope",
+                                 "export steps --out - --grid nope", "export runs --out - --run 99"}) {
+    auto r = htga_cmd(cmd + " --db " + db, dir);
+    INFO(cmd << ": " << r.out);
+    CHECK(r.code == 2);
+    CHECK(lines_of(r.out) == 1);
+    CHECK((has(r.out, "no run has it; present:") || has(r.out, "no such run")));
+  }
+  auto r = htga_cmd("runs --status failed --db " + db, dir);  // a status is no name: an empty answer
+  CHECK(r.code == 0);
+  r = htga_cmd("bogus", dir);
+  CHECK(r.code == 2);
+  CHECK(has(r.out, "unknown command \"bogus\"; valid: run, report"));
+  for (const std::string& cmd : {"show 99999999999999999999", "show -3", "export runs --out - --run 1e30"}) {
+    r = htga_cmd(cmd + " --db " + db, dir);
+    INFO(cmd << ": " << r.out);
+    CHECK(r.code == 2);
+    CHECK((has(r.out, "out of range") || has(r.out, "not an integer")));
+    CHECK_FALSE(has(r.out, "no run with id"));
+  }
+}
+
+TEST_CASE("hardening: numbers a grid cannot hold and models that cannot be built write nothing", "[cli]") {
+  REQUIRE(fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"));
+  TempDir dir("hard-grid");
+  auto grid = [&](const std::string& model, const std::string& lr) {
+    write_text(dir.file("g.json"), R"({"name": "g", "defaults": {"device": "cpu"},
+      "datasets": [{"name": "fashion-mnist", "train_size": 100}], "models": [)" + model +
+                                       R"(], "optimizers": [{"name": "sgd", "lr": )" + lr + "}]}");
+  };
+  const std::string db = dir.file("out/htga.db");
+  for (const auto& [model, lr, what] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {R"({"name": "mlp"})", "1e400", "not valid JSON: number overflow"},
+           {R"({"name": "mlp", "hidden": [10000000000]})", "0.1", "/models/0/hidden/0: must be <="},
+           {R"({"name": "cnn", "kernel": 4})", "0.1", "model cnn: cnn: kernel must be odd"},
+           {R"({"name": "lenet5"})", "0.1", ""}}) {
+    grid(model, lr);
+    auto r = htga_cmd("run grid " + dir.file("g.json") + " --db " + db + " -q", dir);
+    INFO(model << " lr " << lr << ": " << r.out);
+    if (what.empty()) {  // the control: a good grid trains
+      CHECK(r.code == 0);
+      continue;
+    }
+    CHECK(r.code == 2);
+    CHECK(lines_of(r.out) == 1);
+    CHECK(has(r.out, dir.file("g.json")));
+    CHECK(has(r.out, what));
+    CHECK_FALSE(fs::exists(dir.file("out")));  // no database, no cache, no checkpoint folder
+  }
 }

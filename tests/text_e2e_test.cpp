@@ -227,11 +227,20 @@ TEST_CASE("image models refuse text datasets and transformer-lm needs the lm dat
   o.db_path = dir.file("t.db");
   std::ostringstream progress_text;
   htga::cli::LineProgress progress(progress_text);
-  CHECK(htga::experiments::run_grid(o, progress).failed == 2);
-  htga::storage::Store store(dir.file("t.db"));
-  for (const auto& r : store.runs()) {
-    CHECK(r.status == "failed");
-    CHECK((r.error.find("takes images") != std::string::npos ||
-           r.error.find("takes the lm dataset") != std::string::npos));
-  }
+  // Bad input, found before anything is written (every model is built once before training).
+  CHECK_THROWS_AS(htga::experiments::run_grid(o, progress), htga::InputError);
+  CHECK_THROWS_WITH(htga::experiments::run_grid(o, progress),
+                    Catch::Contains(dir.file("g.json")) && Catch::Contains("model mlp") &&
+                        Catch::Contains("takes images"));
+  CHECK_FALSE(std::filesystem::exists(dir.file("t.db")));
+  write_text(dir.file("lm.json"), R"({
+    "name": "m", "defaults": {"epochs": 1, "batch_size": 16, "device": "cpu"},
+    "datasets": [{"name": "glue/cola", "path": ")" +
+                                      dir.file("CoLA") + R"(", "max_len": 16}],
+    "models": [{"name": "transformer-lm", "layers": 1, "d_model": 16, "heads": 2, "ff": 32}],
+    "optimizers": [{"name": "sgd-clip"}]
+  })");
+  o.grid_path = dir.file("lm.json");
+  CHECK_THROWS_WITH(htga::experiments::run_grid(o, progress), Catch::Contains("takes the lm dataset"));
+  CHECK_FALSE(std::filesystem::exists(dir.file("t.db")));
 }

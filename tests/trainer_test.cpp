@@ -107,7 +107,10 @@ TEST_CASE("trainer: a stop, then a resume from the checkpoint: the steps of an u
     CHECK(outcome.status == CellStatus::kInterrupted);
     CHECK(outcome.steps == 8);
     CHECK(outcome.error.find("-e0.pt") != std::string::npos);
-    w.call([&](htga::storage::Store& s) { s.finish_run(first.fence(), {"interrupted", outcome.error}); });
+    htga::storage::RunResult result;
+    result.status = "interrupted";
+    result.error = outcome.error;
+    w.call([&](htga::storage::Store& s) { s.finish_run(first.fence(), result); });
   }
   const auto again = w.call([](htga::storage::Store& s) { return s.claim_run(record("resumed"), 60, true); });
   REQUIRE(again.resumed);

@@ -77,7 +77,8 @@ RawSplit read_mnist_split(const std::string& dir, const char* images_name, const
 }
 
 RawDataset load_mnist(const std::string& dir) {
-  if (!fs::is_directory(dir)) throw InputError(dir + ": dataset folder not found");
+  if (!fs::is_directory(dir))
+    throw InputError(dir + (fs::exists(dir) ? ": not a folder (the dataset's path names its folder)" : ": dataset folder not found"));
   RawDataset d;
   d.num_classes = 10;
   d.train = read_mnist_split(dir, kMnistFiles[0], kMnistFiles[1], d.num_classes);
@@ -226,7 +227,8 @@ void check_available(const json& config) {
     throw InputError("train_size and train_fraction both set: give one of them");
   if (f.decode) {
     const std::string dir = config.at("path").get<std::string>();
-    if (!fs::is_directory(dir)) throw InputError(dir + ": dataset folder not found");
+    if (!fs::is_directory(dir))
+    throw InputError(dir + (fs::exists(dir) ? ": not a folder (the dataset's path names its folder)" : ": dataset folder not found"));
   }
   f.check(config);
 }
@@ -440,10 +442,19 @@ Dataset load_dataset(const json& config, const torch::Device& device, const Load
     throw InputError(dir + ": " + e.what());
   }
   if (decoded && !cache_path.empty()) {
-    try {
-      write_cache(cache_path, key, raw);
-    } catch (const InputError& e) {  // a cache is a convenience: training goes on without it
-      d.cache_note = std::string("not written (") + e.what() + ")";
+    if (options.deferred_writes) {
+      options.deferred_writes->push_back([cache_path, key, raw] {
+        try {
+          write_cache(cache_path, key, raw);
+        } catch (const InputError&) {  // a cache is a convenience: training goes on without it
+        }
+      });
+    } else {
+      try {
+        write_cache(cache_path, key, raw);
+      } catch (const InputError& e) {  // a cache is a convenience: training goes on without it
+        d.cache_note = std::string("not written (") + e.what() + ")";
+      }
     }
   }
   const bool all = static_cast<int64_t>(rows.train.size()) == raw.train.labels.size(0);

@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -80,6 +81,10 @@ struct Dataset {
 
 struct LoadOptions {
   std::string cache_dir;  // folder of decoded-dataset caches ("" = no cache)
+  /// When set, a cache to write is queued here instead of written, so that the caller writes it
+  /// once everything else has been validated (a refused grid leaves no cache behind). A queued
+  /// write never throws: a cache is a convenience.
+  std::vector<std::function<void()>>* deferred_writes = nullptr;
 };
 
 /// Checks, without reading them, that a dataset config's files exist and its settings agree

@@ -114,6 +114,16 @@ void check_fits(const std::string& name, Takes takes, const InputShape& in) {
 
 }  // namespace
 
+InputShape input_shape_of(const data::Dataset& d) {
+  if (d.task == data::TaskKind::kImages) return {d.train_x.size(1), d.train_x.size(2), d.train_x.size(3), d.num_classes};
+  InputShape in;
+  in.num_classes = d.num_classes;
+  in.task = d.task;
+  in.vocab_size = d.vocab_size;
+  in.max_len = d.max_len;
+  return in;
+}
+
 std::vector<std::string> factory_names() {
   std::vector<std::string> names;
   for (const auto& [name, f] : factories()) names.push_back(name);

@@ -26,6 +26,9 @@ struct InputShape {
 /// options that do not fit the input shape.
 torch::nn::AnyModule make_model(const nlohmann::json& config, const InputShape& input);
 
+/// What a model trained on `dataset` is built for.
+InputShape input_shape_of(const data::Dataset& dataset);
+
 /// The names the zoo has factories for (each must be a name of experiments::models()).
 std::vector<std::string> factory_names();
 
