@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -156,6 +157,10 @@ nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::js
 
 torch::Tensor read_values(const std::string& path, int column) {
   if (column < 1) throw InputError("--column must be 1 or more, got " + std::to_string(column));
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
+    throw InputError(path + ": not a regular file (a folder, a device or a pipe); want a text, CSV or .npy file");
   torch::Tensor v = ends_with(path, ".npy") ? read_npy(path) : read_text(path, column);
   if (v.numel() == 0) throw InputError(path + ": no numbers");
   return v;

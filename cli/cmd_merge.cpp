@@ -5,13 +5,14 @@
 
 #include "cli/commands.h"
 #include "storage/merge.h"
+#include "storage/paths.h"
 
 namespace htga::cli {
 
 int run_merge(const std::string& out_path, const std::vector<std::string>& inputs, std::ostream& out) {
   // Every path, input and conflict is checked before OUT is created or changed; inputs are only
   // read.
-  auto stats = storage::merge_into(out_path, inputs);
+  auto stats = storage::merge_into(storage::resolve_output(out_path), inputs);
   for (size_t i = 0; i < inputs.size(); ++i)
     out << fmt::format("{}: {} added, {} replaced an unfinished run, {} already there, {} kept the output's run",
                        inputs[i], stats[i].added, stats[i].replaced, stats[i].identical, stats[i].kept)

@@ -101,6 +101,8 @@ void run_report(const ReportOptions& options, std::ostream& out) {
   if (options.plots) storage::check_output_path(summary_path(options), {options.db_path});
   // A report only reads: it works on a read-only file or folder and leaves the file as it was.
   storage::Store store(options.db_path, storage::Store::Mode::kReadOnly);
+  if (const auto unknown = options.analysis.filter.unknown_value(store.runs()); !unknown.empty())
+    throw InputError(options.db_path + ": " + unknown);
   // A run whose stored config is damaged is named on stderr and left out: the others are compared.
   const auto groups =
       analysis::analyse(store, options.analysis, [&](const storage::RunRecord& r, const std::string& why) {

@@ -101,6 +101,7 @@ void setup_run(CLI::App& app, int& exit_code) {
   grid->add_option("--stale-after", opts->stale_after_s,
                    "Seconds without a heartbeat after which a `running` cell is taken over (at least 3 "
                    "heartbeats)")
+      ->check(positive_number())
       ->capture_default_str();
   grid->add_option("--heartbeat", opts->heartbeat_seconds, "Seconds between heartbeats of the cells in training")
       ->check(positive_number())

@@ -11,6 +11,7 @@
 #include <iterator>
 
 #include "experiments/error.h"
+#include "storage/paths.h"
 
 namespace htga::cli {
 
@@ -92,7 +93,7 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
   namespace fs = std::filesystem;
   std::error_code ec;
   // Through a symlink to the file it names: the link stays, its target is replaced.
-  if (fs::is_symlink(path_, ec)) path_ = fs::weakly_canonical(path_, ec).string();
+  path_ = storage::resolve_output(path_);
   const auto status = fs::status(path_, ec);
   if (fs::exists(status) && !fs::is_regular_file(status))
     throw InputError(path_ + ": not a regular file (a device, a pipe, a folder); give a file path, or - for stdout");

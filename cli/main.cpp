@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <stdexcept>
 
@@ -38,13 +39,22 @@ void choose_blas_kernels(char** argv) {
 
 /// CLI11 answers `htga foo` with "A subcommand is required": say which word is not a command.
 void reject_unknown_command(CLI::App& app, int argc, char** argv) {
-  if (argc < 2 || argv[1][0] == '-') return;
-  std::string valid;
-  for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
-    if (sub->get_name() == argv[1]) return;
-    valid += (valid.empty() ? "" : ", ") + sub->get_name();
+  CLI::App* current = &app;
+  std::string path = "htga";
+  for (int a = 1; a < argc && current->get_require_subcommand_min() > 0; ++a) {
+    if (argv[a][0] == '-') return;  // an option: CLI11 says what is wrong with it
+    std::string valid;
+    CLI::App* next = nullptr;
+    for (CLI::App* sub : current->get_subcommands([](CLI::App*) { return true; })) {
+      if (sub->get_name() == argv[a]) next = sub;
+      valid += (valid.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (!next)
+      throw htga::InputError(std::string("unknown command \"") + argv[a] + "\" for " + path + "; valid: " + valid +
+                             " (" + path + " --help)");
+    current = next;
+    path += " " + current->get_name();
   }
-  throw htga::InputError(std::string("unknown command \"") + argv[1] + "\"; valid: " + valid + " (htga --help)");
 }
 
 /// A message's first line: library errors (c10) append backtraces.
@@ -84,6 +94,10 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const htga::storage::OpenError& e) {  // a database that is not one, or not ours
     std::cerr << "htga: error: " << first_line(e.what()) << std::endl;
+    return 2;
+  } catch (const std::filesystem::filesystem_error& e) {  // a path that cannot be used (a symlink loop, ...)
+    std::cerr << "htga: error: " << (e.path1().empty() ? "" : e.path1().string() + ": ") << e.code().message()
+              << std::endl;
     return 2;
   } catch (const std::logic_error& e) {
     // A bug (an unknown name after validation, a broken invariant), not bad input.

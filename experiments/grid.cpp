@@ -1,7 +1,10 @@
 #include "experiments/grid.h"
 
 #include <cmath>
+#include <cstdint>
+#include <iomanip>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -28,8 +31,13 @@ std::string json_type(const json& v) {
 
 std::string fmt_bound(double x) {
   std::ostringstream s;
-  s << x;
+  s << std::setprecision(15) << x;  // 1048576, not 1.04858e+06; 1e+300 stays short
   return s.str();
+}
+
+/// An integer JSON value that does not fit int64 (2^63 and above parse as unsigned).
+bool beyond_int64(const json& v) {
+  return v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX);
 }
 
 class Parser {
@@ -63,6 +71,7 @@ class Parser {
         return json(v.get<double>());
       case ParamType::kInteger:
         if (!v.is_number_integer()) expect();
+        if (beyond_int64(v)) fail(ptr, "must be <= " + std::to_string(INT64_MAX) + ", got " + v.dump());
         check_range(static_cast<double>(v.get<int64_t>()));
         return json(v.get<int64_t>());
       case ParamType::kString: {
@@ -86,7 +95,7 @@ class Parser {
         if (!v.is_array() || v.empty()) expect();
         json out = json::array();
         for (size_t i = 0; i < v.size(); ++i) {
-          if (!v[i].is_number_integer() || v[i].get<int64_t>() <= 0)
+          if (!v[i].is_number_integer() || beyond_int64(v[i]) || v[i].get<int64_t>() <= 0)
             fail(ptr + "/" + std::to_string(i), "expected a positive integer, got " + json_type(v[i]));
           if (static_cast<double>(v[i].get<int64_t>()) > spec.max)
             fail(ptr + "/" + std::to_string(i), "must be <= " + fmt_bound(spec.max) + ", got " + v[i].dump());
@@ -196,6 +205,8 @@ class Parser {
       for (size_t i = 0; i < s.size(); ++i) {
         if (!s[i].is_number_integer())
           fail("/seeds/" + std::to_string(i), "expected an integer, got " + json_type(s[i]));
+        if (beyond_int64(s[i]))
+          fail("/seeds/" + std::to_string(i), "must be <= " + std::to_string(INT64_MAX) + ", got " + s[i].dump());
         seeds.push_back(s[i].get<int64_t>());
       }
     }
@@ -260,16 +271,32 @@ Grid parse_grid(const json& doc, const std::string& source, const GridOptions& o
 }
 
 Grid load_grid(const std::string& path, const GridOptions& options) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
+    throw InputError(path + ": not a grid file (a folder, a device or a pipe)");
   std::ifstream in(path);
   if (!in) throw InputError(path + ": cannot read grid file");
   json doc;
+  // A key given twice in one object would silently take its last value: refused.
+  std::vector<std::set<std::string>> keys;
+  std::string duplicate;
+  auto on_event = [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) keys.emplace_back();
+    if (event == json::parse_event_t::object_end && !keys.empty()) keys.pop_back();
+    if (event == json::parse_event_t::key && !keys.empty() && !keys.back().insert(parsed.get<std::string>()).second &&
+        duplicate.empty())
+      duplicate = parsed.get<std::string>();
+    return true;
+  };
   try {
-    doc = json::parse(in);
+    doc = json::parse(in, on_event);
   } catch (const json::exception& e) {  // a syntax error, or a number too large for a double (1e400)
     std::string msg = e.what();
     const auto bracket = msg.find("] ");  // "[json.exception.parse_error.101] parse error at ..."
     throw InputError(path + ": not valid JSON: " + (bracket == std::string::npos ? msg : msg.substr(bracket + 2)));
   }
+  if (!duplicate.empty()) throw InputError(path + ": key \"" + duplicate + "\" given twice in one object");
   return parse_grid(doc, path, options);
 }
 

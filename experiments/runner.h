@@ -1,6 +1,8 @@
 #pragma once
 // The runner: validates a grid, loads its datasets once, and trains every cell that the
 // database does not already hold as finished. It composes the units that do the work:
+//   grid_checks   everything checked before anything is written
+//   cell_run      one cell's life: claim, build, resume or restart, train, record
 //   cell_builder  canonical config -> typed settings           (JSON stops there)
 //   trainer       the training loop of one cell (step, evaluate, checkpoint)
 //   checkpoint    save, load and verify a cell's state

@@ -49,4 +49,16 @@ void check_output_path(const std::string& out, const std::vector<std::string>& d
   }
 }
 
+std::string resolve_output(const std::string& path) {
+  std::error_code ec;
+  fs::path p(path);
+  for (int hops = 0; fs::is_symlink(p, ec); ++hops) {
+    if (hops == 40) throw OpenError(path + ": too many levels of symbolic links (a loop?)");
+    const fs::path target = fs::read_symlink(p, ec);
+    if (ec) throw OpenError(path + ": cannot read the symbolic link: " + ec.message());
+    p = target.is_absolute() ? target : p.parent_path() / target;
+  }
+  return p.string();
+}
+
 }  // namespace htga::storage

@@ -13,6 +13,11 @@ namespace htga::storage {
 /// a regular file is fine; a path that does not exist yet is fine.
 void check_database_path(const std::string& path);
 
+/// The file a path writes to: a symlink (or a chain of them) is followed to its target, which may
+/// not exist yet, so that writing a new file in its place replaces the target and keeps the link.
+/// Throws OpenError naming the path for a loop of links.
+std::string resolve_output(const std::string& path);
+
 /// Whether two paths name the same file: the same inode when both exist (hard links included),
 /// else the same path once symlinks, "." and ".." are resolved (std::filesystem::weakly_canonical).
 bool same_file(const std::string& a, const std::string& b);

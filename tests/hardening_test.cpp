@@ -381,7 +381,7 @@ TEST_CASE("hardening: names that match nothing, unknown commands and huge ids ar
   CHECK(r.code == 0);
   r = htga_cmd("bogus", dir);
   CHECK(r.code == 2);
-  CHECK(has(r.out, "unknown command \"bogus\"; valid: run, report"));
+  CHECK(has(r.out, "unknown command \"bogus\" for htga; valid: run, report"));
   for (const std::string& cmd : {"show 99999999999999999999", "show -3", "export runs --out - --run 1e30"}) {
     r = htga_cmd(cmd + " --db " + db, dir);
     INFO(cmd << ": " << r.out);
@@ -418,4 +418,49 @@ TEST_CASE("hardening: numbers a grid cannot hold and models that cannot be built
     CHECK(has(r.out, what));
     CHECK_FALSE(fs::exists(dir.file("out")));  // no database, no cache, no checkpoint folder
   }
+}
+
+TEST_CASE("hardening: links, loops, folders and pipes as files; nested unknown commands; keys given twice",
+          "[cli]") {
+  TempDir dir("hard-links");
+  const std::string db = dir.file("htga.db");
+  make_db(db, 2);
+  fs::create_symlink(dir.file("missing.csv"), dir.file("dangling.csv"));
+  auto r = htga_cmd("export runs --db " + db + " --out " + dir.file("dangling.csv"), dir);
+  INFO(r.out);
+  CHECK(r.code == 0);
+  CHECK(fs::is_symlink(dir.file("dangling.csv")));  // written through: the target now exists
+  CHECK(lines_of(read_file(dir.file("missing.csv"))) == 3);
+  fs::create_symlink(dir.file("loop"), dir.file("loop"));
+  for (const std::string& cmd : {"export runs --db " + db + " --out " + dir.file("loop"),
+                                 "merge " + dir.file("loop") + " " + db}) {
+    r = htga_cmd(cmd, dir);
+    INFO(cmd << ": " << r.out);
+    CHECK(r.code == 2);
+    CHECK(lines_of(r.out) == 1);
+    CHECK(fs::is_symlink(dir.file("loop")));
+  }
+  for (const std::string& cmd : {"run bogus", "export Runs"}) {
+    r = htga_cmd(cmd, dir);
+    CHECK(r.code == 2);
+    CHECK(has(r.out, "unknown command \"" + cmd.substr(cmd.find(' ') + 1) + "\""));
+  }
+  REQUIRE(mkfifo(dir.file("values").c_str(), 0644) == 0);
+  r = htga_cmd("estimate " + dir.file("values"), dir);  // would block reading a pipe
+  CHECK(r.code == 2);
+  CHECK(has(r.out, "not a regular file"));
+  r = htga_cmd("run grid " + dir.str(), dir);
+  CHECK(r.code == 2);
+  CHECK(has(r.out, "not a grid file"));
+  write_text(dir.file("dup.json"), R"({"name": "g", "defaults": {"epochs": 1, "epochs": 5},
+    "datasets": [{"name": "fashion-mnist"}], "models": [{"name": "mlp"}], "optimizers": [{"name": "sgd"}]})");
+  r = htga_cmd("run grid " + dir.file("dup.json") + " --db " + dir.file("x/htga.db"), dir);
+  CHECK(r.code == 2);
+  CHECK(has(r.out, "key \"epochs\" given twice"));
+  write_text(dir.file("seed.json"), R"({"name": "g", "seeds": [9223372036854775808],
+    "datasets": [{"name": "fashion-mnist"}], "models": [{"name": "mlp"}], "optimizers": [{"name": "sgd"}]})");
+  r = htga_cmd("run grid " + dir.file("seed.json") + " --db " + dir.file("x/htga.db"), dir);
+  CHECK(r.code == 2);
+  CHECK(has(r.out, "/seeds/0: must be <= 9223372036854775807"));
+  CHECK_FALSE(fs::exists(dir.file("x")));
 }

@@ -331,6 +331,26 @@ TEST_CASE("SIGINT: the step finishes, the run is marked interrupted, exit 130; a
   check_same(snapshot(ref), snapshot(db));
 }
 
+TEST_CASE("two signals at once (timeout signals the process, then its group): one stop, no cell left running",
+          "[lifecycle]") {
+  REQUIRE(std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"));
+  TempDir dir("sigtwice");
+  write_text(dir.file("life.json"), kLifeGrid);
+  const std::string db = dir.file("int.db");
+  const pid_t pid = spawn_htga({"run", "grid", dir.file("life.json"), "--db", db, "--flush-every", "4"},
+                               dir.file("int.log"));
+  REQUIRE(wait_for_steps(pid, db, 8));
+  kill(pid, SIGTERM);
+  kill(pid, SIGINT);
+  CHECK(wait_exit(pid) == 130);
+  Store s(db);
+  for (const auto& r : s.runs()) {
+    INFO(r.cell_key);
+    CHECK(r.status == "interrupted");
+    CHECK(std::isnan(r.test_acc));  // no final metric of an unfinished run
+  }
+}
+
 TEST_CASE("--shard splits a grid, merge puts it back together; --jobs 2 trains cells side by side", "[lifecycle]") {
   REQUIRE(std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"));
   TempDir dir("shard");
