@@ -21,6 +21,8 @@ namespace htga::experiments {
 
 /// Everything one grid run shares among its cells.
 struct GridRun {
+  GridRun(const RunOptions& o, Progress& p, const Grid& gr) : options(o), progress(p), grid(gr) {}
+
   const RunOptions& options;
   Progress& progress;
   const Grid& grid;
