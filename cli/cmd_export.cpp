@@ -260,7 +260,8 @@ void setup_export(CLI::App& app, int& exit_code) {
     const std::string what = name;
     auto* sub = exp->add_subcommand(name, help);
     sub->add_option("--db", opts->db_path, "Result database")->capture_default_str();
-    sub->add_option("-o,--out", opts->out, "CSV file to write, - for stdout (default results/" + what + ".csv)");
+    sub->add_option("-o,--out", opts->out, "CSV file to write, - for stdout (default results/" + what + ".csv)")
+        ->check(non_empty_path());
     auto& f = opts->filter;
     sub->add_option("--dataset", f.datasets, "Only runs on this dataset (repeatable)");
     sub->add_option("--model", f.models, "Only runs of this model (repeatable)");

@@ -25,6 +25,11 @@ inline CLI::Validator integer_in(int64_t lo, int64_t hi) {
       "INT in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
 }
 
+/// A path that is not empty ("" would silently mean the default one).
+inline CLI::Validator non_empty_path() {
+  return CLI::Validator([](std::string& text) -> std::string { return text.empty() ? "an empty path" : ""; }, "PATH");
+}
+
 /// A finite number above 0 (seconds, rates); the message does not print DBL_MAX in full.
 inline CLI::Validator positive_number() {
   return CLI::Validator(
