@@ -212,6 +212,13 @@ TEST_CASE("a validation split is carved from the training set, stratified and di
   CHECK(htga::data::split_rows(labels, 3, 30, 0, 1.0, 5).train.size() == 570);
   CHECK(error_of([&] { htga::data::split_rows(labels, 3, 601, 0, 1.0, 5); }) ==
         "val_size 601 is larger than the training set (600)");
+  // What validation leaves is what training can take: the message says which setting to change.
+  CHECK(error_of([&] { htga::data::split_rows(labels, 3, 600, 60, 1.0, 5); }) ==
+        "val_size 600 leaves 0 of the 600 training examples for training, fewer than train_size 60");
+  CHECK(error_of([&] { htga::data::split_rows(labels, 3, 600, 0, 1.0, 5); }) ==
+        "val_size 600 leaves 0 of the 600 training examples for training");
+  CHECK(error_of([&] { htga::data::split_rows(labels, 3, 550, 60, 1.0, 5); }) ==
+        "val_size 550 leaves 50 of the 600 training examples for training, fewer than train_size 60");
 }
 
 TEST_CASE("train_fraction keeps the class proportions", "[data]") {

@@ -319,6 +319,10 @@ SplitRows split_rows(const std::vector<int64_t>& labels, int64_t num_classes, in
     pool.resize(labels.size());
     for (size_t i = 0; i < pool.size(); ++i) pool[i] = static_cast<int64_t>(i);
   }
+  if (val_size > 0 && (pool.empty() || train_size > static_cast<int64_t>(pool.size())))
+    throw InputError(fmt::format("val_size {} leaves {} of the {} training examples for training{}", val_size,
+                                 pool.size(), labels.size(),
+                                 train_size > 0 ? fmt::format(", fewer than train_size {}", train_size) : ""));
   std::vector<int64_t> pool_labels;
   for (int64_t i : pool) pool_labels.push_back(labels[i]);
   std::vector<int64_t> picked;
