@@ -88,6 +88,77 @@ void check_conflicts(const std::vector<std::pair<std::string, std::vector<RunRec
 /// Copies one input into the output's connection in one transaction. The input is attached
 /// through its read-only URI; only the columns both schemas have are copied (an input read as
 /// it is may lack the newest ones, which then take their defaults).
+/// The columns of `table` that both main and src have, but `skip`.
+std::vector<std::string> shared_columns(Database& db, const std::string& table, const std::vector<std::string>& skip) {
+  const auto src = columns(db, "src", table);
+  std::vector<std::string> out;
+  for (const auto& c : columns(db, "main", table))
+    if (std::find(skip.begin(), skip.end(), c) == skip.end() && std::find(src.begin(), src.end(), c) != src.end())
+      out.push_back(c);
+  return out;
+}
+
+/// Columns copied from src: of runs (but id), and of each per-run table (but run_id).
+struct MergeColumns {
+  std::vector<std::string> runs;
+  std::map<std::string, std::vector<std::string>> rows;
+};
+
+/// Merges src's run `src_id` (cell `key`) into main: added, replacing an unfinished run, or left
+/// out when main holds a result already.
+void merge_run(Database& db, int64_t src_id, const std::string& key, const MergeColumns& cols, MergeStats& st) {
+  std::string src_status, dst_status;
+  int64_t dst_id = 0;
+  {
+    Statement q(db, "SELECT status FROM src.runs WHERE id = ?1");
+    q.bind(1, src_id);
+    q.step();
+    src_status = q.get_text(0);
+  }
+  {
+    Statement q(db, "SELECT id, status FROM main.runs WHERE cell_key = ?1");
+    q.bind(1, key);
+    if (q.step()) {
+      dst_id = q.get_int(0);
+      dst_status = q.get_text(1);
+    }
+  }
+  if (dst_id != 0) {
+    if (is_result(dst_status) || !is_result(src_status)) {
+      ++(is_result(dst_status) && is_result(src_status) ? st.identical : st.kept);
+      return;
+    }
+    for (const char* t : {"steps", "evals", "metrics", "alpha_layers", "layers"}) {
+      Statement d(db, (std::string("DELETE FROM main.") + t + " WHERE run_id = ?1").c_str());
+      d.bind(1, dst_id);
+      d.run();
+    }
+    Statement d(db, "DELETE FROM main.runs WHERE id = ?1");
+    d.bind(1, dst_id);
+    d.run();
+    ++st.replaced;
+  } else {
+    ++st.added;
+  }
+  {
+    Statement ins(db, ("INSERT INTO main.runs (" + join(cols.runs) + ") SELECT " + join(cols.runs) +
+                       " FROM src.runs WHERE id = ?1")
+                          .c_str());
+    ins.bind(1, src_id);
+    ins.run();
+  }
+  const int64_t new_id = db.last_insert_rowid();
+  for (const char* t : {"layers", "steps", "evals", "metrics", "alpha_layers"}) {
+    const auto& rest = cols.rows.at(t);
+    Statement ins(db, ("INSERT INTO main." + std::string(t) + " (run_id, " + join(rest) + ") SELECT ?1, " +
+                       join(rest) + " FROM src." + t + " WHERE run_id = ?2")
+                          .c_str());
+    ins.bind(1, new_id);
+    ins.bind(2, src_id);
+    ins.run();
+  }
+}
+
 MergeStats merge_one(Database& db, const Input& in) {
   MergeStats st;
   {
@@ -96,76 +167,17 @@ MergeStats merge_one(Database& db, const Input& in) {
     a.run();
   }
   try {
-    auto shared = [&](const std::string& table, const std::vector<std::string>& skip) {
-      const auto src = columns(db, "src", table);
-      std::vector<std::string> out;
-      for (const auto& c : columns(db, "main", table))
-        if (std::find(skip.begin(), skip.end(), c) == skip.end() && std::find(src.begin(), src.end(), c) != src.end())
-          out.push_back(c);
-      return out;
-    };
-    const auto run_cols = shared("runs", {"id"});
-    std::map<std::string, std::vector<std::string>> row_cols;
-    for (const char* t : {"layers", "steps", "evals", "metrics", "alpha_layers"}) row_cols[t] = shared(t, {"run_id"});
-
+    MergeColumns cols;
+    cols.runs = shared_columns(db, "runs", {"id"});
+    for (const char* t : {"layers", "steps", "evals", "metrics", "alpha_layers"})
+      cols.rows[t] = shared_columns(db, t, {"run_id"});
     Transaction tx(db);
     std::vector<std::pair<int64_t, std::string>> src_runs;  // (id, cell key)
     {
       Statement q(db, "SELECT id, cell_key FROM src.runs ORDER BY id");
       while (q.step()) src_runs.push_back({q.get_int(0), q.get_text(1)});
     }
-    for (const auto& [src_id, key] : src_runs) {
-      std::string src_status, dst_status;
-      int64_t dst_id = 0;
-      {
-        Statement q(db, "SELECT status FROM src.runs WHERE id = ?1");
-        q.bind(1, src_id);
-        q.step();
-        src_status = q.get_text(0);
-      }
-      {
-        Statement q(db, "SELECT id, status FROM main.runs WHERE cell_key = ?1");
-        q.bind(1, key);
-        if (q.step()) {
-          dst_id = q.get_int(0);
-          dst_status = q.get_text(1);
-        }
-      }
-      if (dst_id != 0) {
-        if (is_result(dst_status) || !is_result(src_status)) {
-          ++(is_result(dst_status) && is_result(src_status) ? st.identical : st.kept);
-          continue;
-        }
-        for (const char* t : {"steps", "evals", "metrics", "alpha_layers", "layers"}) {
-          Statement d(db, (std::string("DELETE FROM main.") + t + " WHERE run_id = ?1").c_str());
-          d.bind(1, dst_id);
-          d.run();
-        }
-        Statement d(db, "DELETE FROM main.runs WHERE id = ?1");
-        d.bind(1, dst_id);
-        d.run();
-        ++st.replaced;
-      } else {
-        ++st.added;
-      }
-      {
-        Statement ins(db, ("INSERT INTO main.runs (" + join(run_cols) + ") SELECT " + join(run_cols) +
-                           " FROM src.runs WHERE id = ?1")
-                              .c_str());
-        ins.bind(1, src_id);
-        ins.run();
-      }
-      const int64_t new_id = db.last_insert_rowid();
-      for (const char* t : {"layers", "steps", "evals", "metrics", "alpha_layers"}) {
-        const auto& rest = row_cols[t];
-        Statement ins(db, ("INSERT INTO main." + std::string(t) + " (run_id, " + join(rest) + ") SELECT ?1, " +
-                           join(rest) + " FROM src." + t + " WHERE run_id = ?2")
-                              .c_str());
-        ins.bind(1, new_id);
-        ins.bind(2, src_id);
-        ins.run();
-      }
-    }
+    for (const auto& [src_id, key] : src_runs) merge_run(db, src_id, key, cols, st);
     tx.commit();
   } catch (...) {
     db.exec("DETACH DATABASE src");

@@ -392,6 +392,91 @@ std::optional<RunRecord> Store::find_run(const std::string& cell_key) {
 
 int64_t Store::begin_run(const RunRecord& run) { return claim_run(run, 0, false).run_id; }
 
+namespace {
+
+/// Deletes a run's rows from step `step0` and epoch `epoch0` on (all of them from 0), and its
+/// layers unless `keep_layers`: rows are replaced, never duplicated.
+void drop_rows_after(Database& db, int64_t run_id, int64_t step0, int64_t epoch0, bool keep_layers) {
+  // Rows after the checkpoint (all rows without one) are replaced, never duplicated.
+  for (const char* sql : {"DELETE FROM steps WHERE run_id = ?1 AND step >= ?2",
+                          "DELETE FROM alpha_layers WHERE run_id = ?1 AND step >= ?2"}) {
+    Statement d(db, sql);
+    d.bind(1, run_id);
+    d.bind(2, step0);
+    d.run();
+  }
+  for (const char* sql : {"DELETE FROM evals WHERE run_id = ?1 AND (epoch >= ?2 OR split = 'train')",
+                          "DELETE FROM metrics WHERE run_id = ?1 AND (epoch >= ?2 OR split = 'train')"}) {
+    Statement d(db, sql);
+    d.bind(1, run_id);
+    d.bind(2, epoch0);
+    d.run();
+  }
+  {  // the final flag belongs to the last epoch, which is yet to come
+    Statement d(db, "UPDATE evals SET final = 0 WHERE run_id = ?1");
+    d.bind(1, run_id);
+    d.run();
+  }
+  if (!keep_layers) {
+    Statement d(db, "DELETE FROM layers WHERE run_id = ?1");
+    d.bind(1, run_id);
+    d.run();
+  }
+}
+
+/// Marks a run `running` again for a new claim (a new token), keeping its checkpoint when resumed.
+void restart_run(Database& db, int64_t run_id, const RunRecord& run, double now, int64_t step0, bool resumed) {
+  Statement u(db,
+              "UPDATE runs SET status = 'running', error = NULL, device = ?2, started_at = ?3, "
+              "finished_at = NULL, test_acc = NULL, test_loss = NULL, train_time_s = NULL, train_acc = NULL, "
+              "gen_gap = NULL, steps = ?7, htga_version = ?4, torch_version = ?5, grid = ?6, git_commit = ?8, "
+              "host = ?9, pid = ?10, heartbeat_at = ?3, val_metric = NULL, test_metric = NULL, "
+              "checkpoint = CASE WHEN ?11 THEN checkpoint ELSE NULL END, "
+              "checkpoint_epoch = CASE WHEN ?11 THEN checkpoint_epoch ELSE NULL END, "
+              "checkpoint_step = CASE WHEN ?11 THEN checkpoint_step ELSE NULL END, "
+              "claim_token = claim_token + 1 WHERE id = ?1");
+  u.bind(1, run_id);
+  u.bind(2, run.device);
+  u.bind(3, now);
+  u.bind(4, run.htga_version);
+  u.bind(5, run.torch_version);
+  u.bind(6, run.grid);
+  u.bind(7, step0);
+  u.bind(8, run.git_commit);
+  u.bind(9, run.host);
+  u.bind(10, run.pid);
+  u.bind(11, static_cast<int64_t>(resumed));
+  u.run();
+}
+
+/// Inserts the run of a cell seen for the first time (token 1); returns its id.
+int64_t insert_run(Database& db, const RunRecord& run, double now) {
+  Statement ins(db,
+                "INSERT INTO runs (cell_key, grid, config, status, dataset, model, optimizer, "
+                "seed, device, started_at, steps, htga_version, torch_version, git_commit, host, pid, "
+                "heartbeat_at, metric, claim_token) "
+                "VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12, ?13, ?14, ?9, ?15, 1)");
+  ins.bind(1, run.cell_key);
+  ins.bind(2, run.grid);
+  ins.bind(3, run.config_json);
+  ins.bind(4, run.dataset);
+  ins.bind(5, run.model);
+  ins.bind(6, run.optimizer);
+  ins.bind(7, run.seed);
+  ins.bind(8, run.device);
+  ins.bind(9, now);
+  ins.bind(10, run.htga_version);
+  ins.bind(11, run.torch_version);
+  ins.bind(12, run.git_commit);
+  ins.bind(13, run.host);
+  ins.bind(14, run.pid);
+  ins.bind(15, run.metric.empty() ? std::string("acc") : run.metric);
+  ins.run();
+  return db.last_insert_rowid();
+}
+
+}  // namespace
+
 Claim Store::claim_run(const RunRecord& run, double stale_after_s, bool resume,
                        const std::function<bool(const RunRecord&)>& holder_alive) {
   namespace fs = std::filesystem;
@@ -421,76 +506,10 @@ Claim Store::claim_run(const RunRecord& run, double stale_after_s, bool resume,
       claim.from_step = old->checkpoint_step;
       claim.checkpoint = old->checkpoint;
     }
-    // Rows after the checkpoint (all rows without one) are replaced, never duplicated.
-    const int64_t step0 = claim.from_step, epoch0 = claim.from_epoch;
-    for (const char* sql : {"DELETE FROM steps WHERE run_id = ?1 AND step >= ?2",
-                            "DELETE FROM alpha_layers WHERE run_id = ?1 AND step >= ?2"}) {
-      Statement d(db_, sql);
-      d.bind(1, claim.run_id);
-      d.bind(2, step0);
-      d.run();
-    }
-    for (const char* sql : {"DELETE FROM evals WHERE run_id = ?1 AND (epoch >= ?2 OR split = 'train')",
-                            "DELETE FROM metrics WHERE run_id = ?1 AND (epoch >= ?2 OR split = 'train')"}) {
-      Statement d(db_, sql);
-      d.bind(1, claim.run_id);
-      d.bind(2, epoch0);
-      d.run();
-    }
-    {  // the final flag belongs to the last epoch, which is yet to come
-      Statement d(db_, "UPDATE evals SET final = 0 WHERE run_id = ?1");
-      d.bind(1, claim.run_id);
-      d.run();
-    }
-    if (!claim.resumed) {
-      Statement d(db_, "DELETE FROM layers WHERE run_id = ?1");
-      d.bind(1, claim.run_id);
-      d.run();
-    }
-    Statement u(db_,
-                "UPDATE runs SET status = 'running', error = NULL, device = ?2, started_at = ?3, "
-                "finished_at = NULL, test_acc = NULL, test_loss = NULL, train_time_s = NULL, train_acc = NULL, "
-                "gen_gap = NULL, steps = ?7, htga_version = ?4, torch_version = ?5, grid = ?6, git_commit = ?8, "
-                "host = ?9, pid = ?10, heartbeat_at = ?3, val_metric = NULL, test_metric = NULL, "
-                "checkpoint = CASE WHEN ?11 THEN checkpoint ELSE NULL END, "
-                "checkpoint_epoch = CASE WHEN ?11 THEN checkpoint_epoch ELSE NULL END, "
-                "checkpoint_step = CASE WHEN ?11 THEN checkpoint_step ELSE NULL END, "
-                "claim_token = claim_token + 1 WHERE id = ?1");
-    u.bind(1, claim.run_id);
-    u.bind(2, run.device);
-    u.bind(3, now);
-    u.bind(4, run.htga_version);
-    u.bind(5, run.torch_version);
-    u.bind(6, run.grid);
-    u.bind(7, step0);
-    u.bind(8, run.git_commit);
-    u.bind(9, run.host);
-    u.bind(10, run.pid);
-    u.bind(11, static_cast<int64_t>(claim.resumed));
-    u.run();
+    drop_rows_after(db_, claim.run_id, claim.from_step, claim.from_epoch, /*keep_layers=*/claim.resumed);
+    restart_run(db_, claim.run_id, run, now, claim.from_step, claim.resumed);
   } else {
-    Statement ins(db_,
-                  "INSERT INTO runs (cell_key, grid, config, status, dataset, model, optimizer, "
-                  "seed, device, started_at, steps, htga_version, torch_version, git_commit, host, pid, "
-                  "heartbeat_at, metric, claim_token) "
-                  "VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12, ?13, ?14, ?9, ?15, 1)");
-    ins.bind(1, run.cell_key);
-    ins.bind(2, run.grid);
-    ins.bind(3, run.config_json);
-    ins.bind(4, run.dataset);
-    ins.bind(5, run.model);
-    ins.bind(6, run.optimizer);
-    ins.bind(7, run.seed);
-    ins.bind(8, run.device);
-    ins.bind(9, now);
-    ins.bind(10, run.htga_version);
-    ins.bind(11, run.torch_version);
-    ins.bind(12, run.git_commit);
-    ins.bind(13, run.host);
-    ins.bind(14, run.pid);
-    ins.bind(15, run.metric.empty() ? std::string("acc") : run.metric);
-    ins.run();
-    claim.run_id = db_.last_insert_rowid();
+    claim.run_id = insert_run(db_, run, now);
   }
   {
     Statement q(db_, "SELECT claim_token FROM runs WHERE id = ?1");
