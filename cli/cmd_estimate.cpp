@@ -3,8 +3,8 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
-#include <cmath>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -59,7 +59,8 @@ int64_t npy_count(const std::string& path, const std::string& value) {
 /// `text` with bytes outside printable ASCII as \xNN, cut at 40 characters, for messages.
 std::string printable(const std::string& text) {
   std::string out;
-  for (unsigned char c : text.substr(0, 40)) out += c >= 32 && c < 127 ? std::string(1, static_cast<char>(c)) : fmt::format("\\x{:02x}", c);
+  for (unsigned char c : text.substr(0, 40))
+    out += c >= 32 && c < 127 ? std::string(1, static_cast<char>(c)) : fmt::format("\\x{:02x}", c);
   return text.size() > 40 ? out + "..." : out;
 }
 
@@ -74,7 +75,8 @@ torch::Tensor read_npy(const std::string& path) {
   if (!in.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0)
     throw InputError(path + ": not a NumPy .npy file (bad magic)");
   const int major = static_cast<unsigned char>(magic[6]);
-  if (major < 1 || major > 3) throw InputError(path + ": .npy format version " + std::to_string(major) + " not supported");
+  if (major < 1 || major > 3)
+    throw InputError(path + ": .npy format version " + std::to_string(major) + " not supported");
   unsigned char b[4] = {0, 0, 0, 0};
   if (!in.read(reinterpret_cast<char*>(b), major == 1 ? 2 : 4)) throw InputError(path + ": truncated .npy header");
   const uint32_t header_len = b[0] | (b[1] << 8) | (uint32_t(b[2]) << 16) | (uint32_t(b[3]) << 24);
@@ -117,11 +119,12 @@ torch::Tensor read_text(const std::string& path, int column) {
   while (std::getline(in, line)) {
     ++line_no;
     if (line_no == 1 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);  // a UTF-8 byte-order mark
-    if (line.find('\0') != std::string::npos || (line_no == 1 && (line.compare(0, 2, "\xFF\xFE") == 0 ||
-                                                                  line.compare(0, 2, "\xFE\xFF") == 0)))
-      throw InputError(fmt::format("{}:{}: not a text file of numbers (UTF-16 or binary?); want ASCII or UTF-8, or "
-                                   "a .npy file",
-                                   path, line_no));
+    if (line.find('\0') != std::string::npos ||
+        (line_no == 1 && (line.compare(0, 2, "\xFF\xFE") == 0 || line.compare(0, 2, "\xFE\xFF") == 0)))
+      throw InputError(
+          fmt::format("{}:{}: not a text file of numbers (UTF-16 or binary?); want ASCII or UTF-8, or "
+                      "a .npy file",
+                      path, line_no));
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     std::vector<std::string> fields;
@@ -178,8 +181,8 @@ nlohmann::json run_estimate(const EstimateOptions& o) {
   }
   const torch::Tensor x = read_values(o.path, o.column);
   if (o.k != 0 && (o.k < 1 || o.k > x.numel() - 1))
-    throw InputError(fmt::format("--k {}: want 1 <= k <= n - 1 = {} ({} values in {})", o.k, x.numel() - 1, x.numel(),
-                                 o.path));
+    throw InputError(
+        fmt::format("--k {}: want 1 <= k <= n - 1 = {} ({} values in {})", o.k, x.numel() - 1, x.numel(), o.path));
   const std::string why = estimators::explain_undefined(x);
   nlohmann::json out = nlohmann::json::object();
   for (const auto& name : names) {

@@ -9,8 +9,8 @@
 #include <set>
 
 #include "cli/commands.h"
-#include "cli/options.h"
 #include "cli/csv.h"
+#include "cli/options.h"
 #include "cli/report_format.h"
 #include "experiments/error.h"
 #include "storage/paths.h"

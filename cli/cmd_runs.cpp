@@ -214,9 +214,9 @@ void show_fields(const Shown& s, std::ostream& out) {
   field("run", fmt::format("{}  (grid {}, cell {})", r.id, r.grid, r.cell_key));
   field("status", r.status);
   if (!r.error.empty()) field("error", r.error);
-  field("what", fmt::format("{}/{}  {} {}  seed {}", r.dataset, r.model, r.optimizer,
-                            s.config.is_object() ? optimizer_params(s.config) : std::string("(config damaged)"),
-                            r.seed));
+  field("what",
+        fmt::format("{}/{}  {} {}  seed {}", r.dataset, r.model, r.optimizer,
+                    s.config.is_object() ? optimizer_params(s.config) : std::string("(config damaged)"), r.seed));
   field("started", time_of(r.started_at));
   if (std::isfinite(r.finished_at) && r.finished_at > 0) field("finished", time_of(r.finished_at));
   field("heartbeat", std::isfinite(r.heartbeat_at) ? time_of(r.heartbeat_at) + " (" + age_of(r.heartbeat_at) + ")"
@@ -232,8 +232,8 @@ void show_fields(const Shown& s, std::ostream& out) {
   field("accuracy",
         fmt::format("test {}, train {}, gap {}; test loss {}", value_text(r.test_acc, "acc"),
                     value_text(r.train_acc, "acc"), value_text(r.gen_gap, "acc"), value_text(r.test_loss, "loss")));
-  field("alpha_hat", std::isfinite(s.alpha) ? fmt::format("{:.3f} (median over the last 10% of steps)", s.alpha)
-                                            : std::string("-"));
+  field("alpha_hat",
+        std::isfinite(s.alpha) ? fmt::format("{:.3f} (median over the last 10% of steps)", s.alpha) : std::string("-"));
   field("checkpoint", r.checkpoint.empty() ? std::string("none")
                                            : fmt::format("{} (after epoch {}, step {})", r.checkpoint,
                                                          r.checkpoint_epoch, r.checkpoint_step));

@@ -36,9 +36,9 @@ void setup_runs(CLI::App& app, int& exit_code);  // `htga runs` and `htga show`
 
 /// How `htga run grid` shows its progress.
 struct RunView {
-  bool quiet = false;             // -q: failures only
-  bool live = false;              // a live display (stderr is a terminal)
-  double progress_every_s = 60;   // not live: seconds between progress lines of cells in training
+  bool quiet = false;            // -q: failures only
+  bool live = false;             // a live display (stderr is a terminal)
+  double progress_every_s = 60;  // not live: seconds between progress lines of cells in training
 };
 /// `htga run grid FILE`: progress on `err`, a dry run's listing on `out`. Exit status 0 when
 /// every cell finished or diverged, 1 when a cell failed, 130 when interrupted.

@@ -31,8 +31,7 @@ std::string ended_line(const experiments::CellEnded& e) {
       100 * e.test_acc, e.test_loss, e.steps, e.seconds);
   if (e.timed_steps > 0)
     text += fmt::format("; {:.3f} ms/step, alpha_hat {:.1f}%, logging {:.1f}%; evaluation {:.2f} s",
-                        1e3 * e.step_s / e.timed_steps, 100 * e.alpha_s / e.step_s, 100 * e.log_s / e.step_s,
-                        e.eval_s);
+                        1e3 * e.step_s / e.timed_steps, 100 * e.alpha_s / e.step_s, 100 * e.log_s / e.step_s, e.eval_s);
   if (!e.note.empty()) text += "; " + e.note;
   if (!e.error.empty()) text += "; " + e.error;  // e.g. restarted from the start
   return text;
@@ -51,8 +50,8 @@ std::string LineProgress::prefix(const CellRef& c) { return fmt::format("[{}/{}]
 
 std::string LineProgress::status_of(const Active& a) {
   const double rate = rate_of(a.step, a.first_step, a.started);
-  return fmt::format("step {}/{} epoch {}/{} loss {:.4f} alpha_hat {:.3f} {:.1f} steps/s ETA {}", a.step,
-                     a.total_steps, a.epoch + 1, a.epochs, a.loss, a.alpha, rate,
+  return fmt::format("step {}/{} epoch {}/{} loss {:.4f} alpha_hat {:.3f} {:.1f} steps/s ETA {}", a.step, a.total_steps,
+                     a.epoch + 1, a.epochs, a.loss, a.alpha, rate,
                      format_eta(rate > 0 ? (a.total_steps - a.step) / rate : NAN));
 }
 

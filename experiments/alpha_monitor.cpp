@@ -11,9 +11,12 @@ namespace htga::experiments {
 
 const char* name_of(NoiseSource source) {
   switch (source) {
-    case NoiseSource::kNoise: return "noise";
-    case NoiseSource::kGradient: return "gradient";
-    case NoiseSource::kProbe: return "probe";
+    case NoiseSource::kNoise:
+      return "noise";
+    case NoiseSource::kGradient:
+      return "gradient";
+    case NoiseSource::kProbe:
+      return "probe";
   }
   throw std::logic_error("unknown noise source");
 }
@@ -81,8 +84,10 @@ torch::Tensor AlphaMonitor::estimate_one(const torch::Tensor& a, const torch::Te
 AlphaMonitor::Result AlphaMonitor::observe(int64_t step, const std::function<void()>& probe_gradient) {
   const bool due = s_.every > 0 && step % s_.every == 0;
   switch (s_.noise) {
-    case NoiseSource::kNoise: return observe_noise(due);
-    case NoiseSource::kGradient: return due ? estimate_scoped(flat_grad_, nullptr) : Result{nan_, {}};
+    case NoiseSource::kNoise:
+      return observe_noise(due);
+    case NoiseSource::kGradient:
+      return due ? estimate_scoped(flat_grad_, nullptr) : Result{nan_, {}};
     case NoiseSource::kProbe:
       return due && probe_gradient ? observe_probe(probe_gradient) : Result{nan_, {}};
   }

@@ -31,16 +31,16 @@ NoiseSource noise_source_named(const std::string& name);
 Scope scope_named(const std::string& name);
 
 struct AlphaSettings {
-  std::string estimator = "hill";            // a name of the estimator registry
-  NoiseSource noise = NoiseSource::kNoise;   // what is estimated
-  Scope scope = Scope::kGlobal;              // over what
-  int64_t every = 1;               // estimate every this many steps (0 = never)
-  double noise_ema = 0.9;          // rho of the gradient EMA
-  int64_t probe_batches = 8;       // minibatch gradients per probe
-  int64_t subsample = 0;           // coordinates estimated on (0 = all; global scope)
-  int64_t k = 0;                   // order statistics / block size (0 = estimator default)
-  double k_fraction = 0;           // k as a fraction of n (0 = use k)
-  bool graph = true;               // on CUDA, replay the estimator as one CUDA graph
+  std::string estimator = "hill";           // a name of the estimator registry
+  NoiseSource noise = NoiseSource::kNoise;  // what is estimated
+  Scope scope = Scope::kGlobal;             // over what
+  int64_t every = 1;                        // estimate every this many steps (0 = never)
+  double noise_ema = 0.9;                   // rho of the gradient EMA
+  int64_t probe_batches = 8;                // minibatch gradients per probe
+  int64_t subsample = 0;                    // coordinates estimated on (0 = all; global scope)
+  int64_t k = 0;                            // order statistics / block size (0 = estimator default)
+  double k_fraction = 0;                    // k as a fraction of n (0 = use k)
+  bool graph = true;                        // on CUDA, replay the estimator as one CUDA graph
 };
 
 /// Estimates alpha_hat of the gradient noise after each backward pass, on the device, with no

@@ -15,7 +15,8 @@ namespace {
 template <class T>
 T get(const json& block, const char* name, const char* where) {
   const auto it = block.find(name);
-  if (it == block.end()) throw std::logic_error(std::string("internal error: canonical config lacks ") + where + "." + name);
+  if (it == block.end())
+    throw std::logic_error(std::string("internal error: canonical config lacks ") + where + "." + name);
   return it->get<T>();
 }
 
@@ -91,9 +92,9 @@ void read_htga(const json& o, OptimizerSettings& s) {
 using Reader = void (*)(const json&, OptimizerSettings&);
 /// The optimizer registry's readers, one line per family (the names of optimizers()).
 const std::map<std::string, Reader>& readers() {
-  static const std::map<std::string, Reader> m{{"sgd", read_sgd},       {"sgd-clip", read_sgd_clip},
+  static const std::map<std::string, Reader> m{{"sgd", read_sgd},           {"sgd-clip", read_sgd_clip},
                                                {"momentum", read_momentum}, {"adam", read_adam},
-                                               {"adamw", read_adamw},   {"htga", read_htga}};
+                                               {"adamw", read_adamw},       {"htga", read_htga}};
   return m;
 }
 

@@ -24,13 +24,13 @@ namespace htga::experiments {
 /// The optimizer of a cell: the family the grid names, the base that takes the update, and the
 /// HTGA controller's options when the family is htga.
 struct OptimizerSettings {
-  std::string name;                  // the family: sgd, sgd-clip, momentum, adam, adamw, htga
-  std::string update;                // the base optimizer that takes the update (htga: its `base`)
-  double lr = 0;                     // the base rate (htga: eta0)
-  double clip_norm = 0;              // largest global L2 norm of the gradient (0 = off)
-  double clip_value = 0;             // largest |element| of the gradient (0 = off)
-  optimizers::SgdOptions sgd;        // update sgd or momentum
-  optimizers::AdamOptions adam;      // update adam or adamw
+  std::string name;                             // the family: sgd, sgd-clip, momentum, adam, adamw, htga
+  std::string update;                           // the base optimizer that takes the update (htga: its `base`)
+  double lr = 0;                                // the base rate (htga: eta0)
+  double clip_norm = 0;                         // largest global L2 norm of the gradient (0 = off)
+  double clip_value = 0;                        // largest |element| of the gradient (0 = off)
+  optimizers::SgdOptions sgd;                   // update sgd or momentum
+  optimizers::AdamOptions adam;                 // update adam or adamw
   std::optional<optimizers::HtgaOptions> htga;  // the rate rule (htga only)
 };
 
@@ -38,10 +38,10 @@ struct OptimizerSettings {
 struct TrainSettings {
   int64_t epochs = 0;
   int64_t batch_size = 0;
-  int64_t train_eval_size = 0;   // examples of the training set evaluated at the end (0 = all)
-  int64_t checkpoint_every = 0;  // epochs between checkpoints (0 = never)
-  bool amp = false;              // bfloat16 autocast of the forward passes
-  std::string device;            // as the grid names it (auto, cpu, cuda:N)
+  int64_t train_eval_size = 0;           // examples of the training set evaluated at the end (0 = all)
+  int64_t checkpoint_every = 0;          // epochs between checkpoints (0 = never)
+  bool amp = false;                      // bfloat16 autocast of the forward passes
+  std::string device;                    // as the grid names it (auto, cpu, cuda:N)
   optimizers::ScheduleOptions schedule;  // total_steps is set by for_dataset()
   AlphaSettings alpha;
 };

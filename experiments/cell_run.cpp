@@ -39,10 +39,14 @@ storage::RunRecord record_of(const GridRun& g, const Cell& c, const data::Datase
 
 const char* status_text(CellStatus s) {
   switch (s) {
-    case CellStatus::kFinished: return "finished";
-    case CellStatus::kDiverged: return "diverged";
-    case CellStatus::kInterrupted: return "interrupted";
-    case CellStatus::kLost: return "lost";
+    case CellStatus::kFinished:
+      return "finished";
+    case CellStatus::kDiverged:
+      return "diverged";
+    case CellStatus::kInterrupted:
+      return "interrupted";
+    case CellStatus::kLost:
+      return "lost";
   }
   return "failed";
 }
@@ -186,9 +190,11 @@ void train_claimed(GridRun& g, size_t i, const storage::RunRecord& rec, ClaimedC
   }
   if (cell.out && cell.out->lost()) result.status = "lost";
   if (result.status == "lost") result.error = "taken over by another process (its result stands)";
-  static const std::map<std::string, int RunSummary::*> fields{
-      {"finished", &RunSummary::finished}, {"diverged", &RunSummary::diverged}, {"interrupted", &RunSummary::interrupted},
-      {"failed", &RunSummary::failed},     {"lost", &RunSummary::lost}};
+  static const std::map<std::string, int RunSummary::*> fields{{"finished", &RunSummary::finished},
+                                                               {"diverged", &RunSummary::diverged},
+                                                               {"interrupted", &RunSummary::interrupted},
+                                                               {"failed", &RunSummary::failed},
+                                                               {"lost", &RunSummary::lost}};
   g.count(fields.at(result.status));
   g.progress.cell_ended(g.ref(i), ended_of(result, outcome.time));
 }

@@ -81,14 +81,15 @@ std::string read_payload(const std::string& file) {
   if (bytes.size() < sizeof kMagic || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
     return bytes;  // a bare archive (older htga): the archive reader checks what it can
   if (bytes.size() < kHeader)
-    throw CheckpointError(fmt::format("{}: checkpoint truncated ({} bytes, header alone is {})", file, bytes.size(),
-                                      kHeader));
+    throw CheckpointError(
+        fmt::format("{}: checkpoint truncated ({} bytes, header alone is {})", file, bytes.size(), kHeader));
   const uint64_t length = get_le(bytes.data() + sizeof kMagic, 8);
   const auto crc = static_cast<uint32_t>(get_le(bytes.data() + sizeof kMagic + 8, 4));
   if (bytes.size() - kHeader != length)
     throw CheckpointError(fmt::format("{}: checkpoint truncated or padded ({} payload bytes, header says {})", file,
                                       bytes.size() - kHeader, length));
-  if (crc_of(bytes.data() + kHeader, length) != crc) throw CheckpointError(file + ": checkpoint corrupt (CRC mismatch)");
+  if (crc_of(bytes.data() + kHeader, length) != crc)
+    throw CheckpointError(file + ": checkpoint corrupt (CRC mismatch)");
   return bytes.substr(kHeader);
 }
 
@@ -186,7 +187,8 @@ void load_checkpoint(const std::string& file, const TrainState& s, const torch::
     std::vector<std::pair<torch::Tensor, torch::Tensor>> copies;  // (target, value)
     for (const auto& p : s.module->named_parameters())
       copies.emplace_back(p.value(), in.like("model." + p.key(), p.value()));
-    for (const auto& b : s.module->named_buffers()) copies.emplace_back(b.value(), in.like("buffer." + b.key(), b.value()));
+    for (const auto& b : s.module->named_buffers())
+      copies.emplace_back(b.value(), in.like("buffer." + b.key(), b.value()));
     const auto opt = in.list("opt");
     const auto ctrl = s.controller ? in.list("ctrl") : std::vector<torch::Tensor>{};
     const auto ema = in.get("ema");

@@ -2,10 +2,10 @@
 
 #include <cmath>
 #include <cstdint>
-#include <iomanip>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <map>
 #include <set>
 #include <sstream>

@@ -21,7 +21,8 @@ void check_run_options(const RunOptions& o, size_t cells) {
     throw InputError(fmt::format("--shard {}/{}: want I/N with 0 <= I < N", o.shard_index, o.shard_count));
   if (o.jobs < 1) throw InputError(fmt::format("--jobs {}: want 1 or more", o.jobs));
   if (o.flush_every < 1) throw InputError(fmt::format("--flush-every {}: want 1 or more", o.flush_every));
-  if (!(o.heartbeat_seconds > 0)) throw InputError(fmt::format("heartbeat interval {} s: want more than 0", o.heartbeat_seconds));
+  if (!(o.heartbeat_seconds > 0))
+    throw InputError(fmt::format("heartbeat interval {} s: want more than 0", o.heartbeat_seconds));
   // Two missed heartbeats at least, so that a busy but live process is not taken over.
   if (!(o.stale_after_s >= 3 * o.heartbeat_seconds))
     throw InputError(fmt::format("--stale-after {:g}: want at least {:g} seconds (3 heartbeats of {:g} s)",

@@ -26,8 +26,8 @@ struct GridRun {
   const RunOptions& options;
   Progress& progress;
   const Grid& grid;
-  std::map<std::string, torch::Device> devices;             // by name
-  std::map<std::string, data::Dataset> datasets;            // by dataset config @ device
+  std::map<std::string, torch::Device> devices;   // by name
+  std::map<std::string, data::Dataset> datasets;  // by dataset config @ device
   std::unique_ptr<storage::Writer> writer;
   std::string checkpoint_dir, host;
   int64_t pid = 0;

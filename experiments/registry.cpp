@@ -174,85 +174,85 @@ namespace {
 
 std::vector<Entry> image_datasets() {
   return {{"mnist", "MNIST, 28x28 grey digits in 10 classes, from gzipped or plain IDX files",
-        with_common({path_param(nullptr,
-                                "folder with train-images-idx3-ubyte(.gz), train-labels-..., "
-                                "t10k-images-..., t10k-labels-...")},
-                    "none")},
-       {"fashion-mnist", "Fashion-MNIST, 28x28 grey images in 10 classes, from gzipped or plain IDX files",
-        with_common({path_param("/usr/share/datasets/fashion-mnist",
-                                "folder with train-images-idx3-ubyte(.gz), train-labels-..., t10k-images-..., "
-                                "t10k-labels-...")},
-                    "none")},
-       {"cifar10", "CIFAR-10, 32x32 colour images in 10 classes, binary version",
-        with_common({path_param(nullptr,
-                                "folder with data_batch_1..5.bin and test_batch.bin (or with "
-                                "cifar-10-batches-bin/ inside)")},
-                    "crop-flip")},
-       {"cifar100", "CIFAR-100, 32x32 colour images in 100 classes (20 superclasses), binary version",
-        with_common({path_param(nullptr, "folder with train.bin and test.bin (or with cifar-100-binary/ inside)"),
-                     {"labels",
-                      ParamType::kString,
-                      "fine",
-                      "fine (100 classes) or coarse (20 superclasses)",
-                      -kInf,
-                      false,
-                      {"fine", "coarse"}}},
-                    "crop-flip")},
-       {"image-folder",
-        "images in class folders (ImageNet, Imagenette layout): path/train/<class>/*.png|jpg and "
-        "path/val/<class> or path/test/<class>; decoded once, then read from the cache",
-        with_common({path_param(nullptr, "root folder holding train/ and val/ (or test/)"),
-                     positive("size", 64, "side of the square images after the central crop and resize, in pixels",
-                              ParamType::kInteger),
-                     {"channels", ParamType::kInteger, 3, "1 (grey) or 3 (RGB)", 1.0, false, {}, 3.0, false}},
-                    "none")}};
+           with_common({path_param(nullptr,
+                                   "folder with train-images-idx3-ubyte(.gz), train-labels-..., "
+                                   "t10k-images-..., t10k-labels-...")},
+                       "none")},
+          {"fashion-mnist", "Fashion-MNIST, 28x28 grey images in 10 classes, from gzipped or plain IDX files",
+           with_common({path_param("/usr/share/datasets/fashion-mnist",
+                                   "folder with train-images-idx3-ubyte(.gz), train-labels-..., t10k-images-..., "
+                                   "t10k-labels-...")},
+                       "none")},
+          {"cifar10", "CIFAR-10, 32x32 colour images in 10 classes, binary version",
+           with_common({path_param(nullptr,
+                                   "folder with data_batch_1..5.bin and test_batch.bin (or with "
+                                   "cifar-10-batches-bin/ inside)")},
+                       "crop-flip")},
+          {"cifar100", "CIFAR-100, 32x32 colour images in 100 classes (20 superclasses), binary version",
+           with_common({path_param(nullptr, "folder with train.bin and test.bin (or with cifar-100-binary/ inside)"),
+                        {"labels",
+                         ParamType::kString,
+                         "fine",
+                         "fine (100 classes) or coarse (20 superclasses)",
+                         -kInf,
+                         false,
+                         {"fine", "coarse"}}},
+                       "crop-flip")},
+          {"image-folder",
+           "images in class folders (ImageNet, Imagenette layout): path/train/<class>/*.png|jpg and "
+           "path/val/<class> or path/test/<class>; decoded once, then read from the cache",
+           with_common({path_param(nullptr, "root folder holding train/ and val/ (or test/)"),
+                        positive("size", 64, "side of the square images after the central crop and resize, in pixels",
+                                 ParamType::kInteger),
+                        {"channels", ParamType::kInteger, 3, "1 (grey) or 3 (RGB)", 1.0, false, {}, 3.0, false}},
+                       "none")}};
 }
 
 std::vector<Entry> text_datasets() {
   return {glue_entry("cola", "CoLA", "acceptability of single sentences, Matthews correlation"),
-       glue_entry("sst2", "SST-2", "sentiment of single sentences, accuracy"),
-       glue_entry("mrpc", "MRPC", "paraphrase pairs, F1 and accuracy"),
-       glue_entry("qqp", "QQP", "duplicate question pairs, F1 and accuracy"),
-       glue_entry("stsb", "STS-B", "similarity scores 0..5 of pairs (regression), Pearson and Spearman"),
-       glue_entry("mnli", "MNLI",
-                  "entailment in 3 classes, accuracy on dev_matched (test) and dev_mismatched "
-                  "(test_mismatched)"),
-       glue_entry("qnli", "QNLI", "question/sentence entailment, accuracy"),
-       glue_entry("rte", "RTE", "entailment pairs, accuracy"),
-       glue_entry("wnli", "WNLI", "Winograd entailment pairs, accuracy"),
-       {"text/sentences",
-        "sentences with labels in GLUE's single-sentence format (train.tsv, dev.tsv with the header "
-        "sentence<TAB>label), e.g. the fortunes topics that scripts/make-text-data writes; accuracy",
-        with_subsets(text_params("results/text-data/topics", "folder holding train.tsv and dev.tsv", 64))},
-       {"squad",
-        "SQuAD reading comprehension: answer spans in a context (one feature per question, the context cut "
-        "at max_len); exact match and F1 in percent, as the official script",
-        with_subsets([] {
-          auto p = text_params("data/squad", "folder holding train-v1.1.json and dev-v1.1.json (v2.0: -v2.0)", 256);
-          p.push_back({"version",
-                       ParamType::kString,
-                       "1.1",
-                       "1.1, or 2.0 (unanswerable questions)",
-                       -kInf,
-                       false,
-                       {"1.1", "2.0"}});
-          return p;
-        }())},
-       {"lm",
-        "language modelling: next-token prediction on windows of seq_len tokens; perplexity on valid and test",
-        {path_param("results/text-data/lm",
-                    "folder with wiki.train.tokens, wiki.valid.tokens, wiki.test.tokens, or one plain-text file "
-                    "(split 90/5/5 by lines)"),
-         {"level",
-          ParamType::kString,
-          "word",
-          "char or word (whitespace-separated, <eos> after each line)",
-          -kInf,
-          false,
-          {"char", "word"}},
-         {"seq_len", ParamType::kInteger, 64, "tokens per training window", 1.0, false, {}},
-         positive("min_count", 1, "tokens seen fewer times in training become <unk>", ParamType::kInteger),
-         non_negative("max_vocab", 0, "most tokens kept (0 = no limit)", ParamType::kInteger)}}};
+          glue_entry("sst2", "SST-2", "sentiment of single sentences, accuracy"),
+          glue_entry("mrpc", "MRPC", "paraphrase pairs, F1 and accuracy"),
+          glue_entry("qqp", "QQP", "duplicate question pairs, F1 and accuracy"),
+          glue_entry("stsb", "STS-B", "similarity scores 0..5 of pairs (regression), Pearson and Spearman"),
+          glue_entry("mnli", "MNLI",
+                     "entailment in 3 classes, accuracy on dev_matched (test) and dev_mismatched "
+                     "(test_mismatched)"),
+          glue_entry("qnli", "QNLI", "question/sentence entailment, accuracy"),
+          glue_entry("rte", "RTE", "entailment pairs, accuracy"),
+          glue_entry("wnli", "WNLI", "Winograd entailment pairs, accuracy"),
+          {"text/sentences",
+           "sentences with labels in GLUE's single-sentence format (train.tsv, dev.tsv with the header "
+           "sentence<TAB>label), e.g. the fortunes topics that scripts/make-text-data writes; accuracy",
+           with_subsets(text_params("results/text-data/topics", "folder holding train.tsv and dev.tsv", 64))},
+          {"squad",
+           "SQuAD reading comprehension: answer spans in a context (one feature per question, the context cut "
+           "at max_len); exact match and F1 in percent, as the official script",
+           with_subsets([] {
+             auto p = text_params("data/squad", "folder holding train-v1.1.json and dev-v1.1.json (v2.0: -v2.0)", 256);
+             p.push_back({"version",
+                          ParamType::kString,
+                          "1.1",
+                          "1.1, or 2.0 (unanswerable questions)",
+                          -kInf,
+                          false,
+                          {"1.1", "2.0"}});
+             return p;
+           }())},
+          {"lm",
+           "language modelling: next-token prediction on windows of seq_len tokens; perplexity on valid and test",
+           {path_param("results/text-data/lm",
+                       "folder with wiki.train.tokens, wiki.valid.tokens, wiki.test.tokens, or one plain-text file "
+                       "(split 90/5/5 by lines)"),
+            {"level",
+             ParamType::kString,
+             "word",
+             "char or word (whitespace-separated, <eos> after each line)",
+             -kInf,
+             false,
+             {"char", "word"}},
+            {"seq_len", ParamType::kInteger, 64, "tokens per training window", 1.0, false, {}},
+            positive("min_count", 1, "tokens seen fewer times in training become <unk>", ParamType::kInteger),
+            non_negative("max_vocab", 0, "most tokens kept (0 = no limit)", ParamType::kInteger)}}};
 }
 
 }  // namespace

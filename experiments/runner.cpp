@@ -65,7 +65,8 @@ bool is_done(const storage::RunRecord& r) { return r.status == "finished" || r.s
 
 void resolve_devices(GridRun& g) {
   for (const Cell& c : g.grid.cells) {
-    const std::string name = g.options.device.empty() ? c.config["train"]["device"].get<std::string>() : g.options.device;
+    const std::string name =
+        g.options.device.empty() ? c.config["train"]["device"].get<std::string>() : g.options.device;
     if (g.devices.count(name)) continue;
     try {
       g.devices.emplace(name, resolve_device(name));
@@ -90,7 +91,8 @@ void check_models(const GridRun& g, const std::vector<size_t>& todo) {
       msg = msg.substr(0, msg.find('\n'));
       // LibTorch's allocator and shape checks: say what they mean, without their source locations.
       if (msg.find("can't allocate memory") != std::string::npos || msg.find("overflow") != std::string::npos)
-        msg = "too large for this machine's memory (" + msg.substr(msg.rfind("] ") == std::string::npos ? 0 : msg.rfind("] ") + 2) + ")";
+        msg = "too large for this machine's memory (" +
+              msg.substr(msg.rfind("] ") == std::string::npos ? 0 : msg.rfind("] ") + 2) + ")";
       throw InputError(g.grid.source + ": " + c.label + ": model " + c.config["model"]["name"].get<std::string>() +
                        ": " + msg);
     }
@@ -145,8 +147,8 @@ RunSummary run_grid(const RunOptions& options, Progress& progress) {
     const bool done = it != on_record.end() && is_done(it->second);
     if (done) ++g.summary.skipped;
     if (options.dry_run)
-      g.summary.plan.push_back({g.ref(i), planned_state(it == on_record.end() ? std::nullopt
-                                                                               : std::optional(it->second))});
+      g.summary.plan.push_back(
+          {g.ref(i), planned_state(it == on_record.end() ? std::nullopt : std::optional(it->second))});
     else if (done)
       progress.cell_skipped(g.ref(i), it->second.status);
     else

@@ -32,10 +32,10 @@ struct RunOptions {
   int shard_index = 0, shard_count = 1;     // run the cells whose index % count == index
   int64_t max_cells = 1000;                 // larger grids need `yes`
   bool yes = false;
-  double stale_after_s = 120;      // a `running` cell without a heartbeat this long is taken over
-  double heartbeat_seconds = 10;   // how often running cells say they are alive
-  double tick_seconds = 1;         // how often Progress::tick is called
-  std::string checkpoint_dir;      // default: checkpoints/ beside the database
+  double stale_after_s = 120;     // a `running` cell without a heartbeat this long is taken over
+  double heartbeat_seconds = 10;  // how often running cells say they are alive
+  double tick_seconds = 1;        // how often Progress::tick is called
+  std::string checkpoint_dir;     // default: checkpoints/ beside the database
 };
 
 /// A cell of a dry run: where the database has it.
@@ -45,17 +45,17 @@ struct PlannedCell {
 };
 
 struct RunSummary {
-  int cells = 0;        // cells in the grid
-  int selected = 0;     // cells of this shard
-  int skipped = 0;      // already finished or diverged in the database
-  int finished = 0;     // trained to the end now
-  int diverged = 0;     // stopped at a NaN/Inf loss (a result, recorded)
-  int failed = 0;       // stopped by an error (recorded with the message)
-  int interrupted = 0;  // stopped by a signal (recorded; resumed next time)
-  int busy = 0;         // held by another live process (heartbeat fresh)
-  int lost = 0;         // taken over by another process while training here (its result stands)
-  int resumed = 0;      // continued from a checkpoint
-  int restarted = 0;    // their checkpoint was unusable: set aside, trained from the start
+  int cells = 0;                  // cells in the grid
+  int selected = 0;               // cells of this shard
+  int skipped = 0;                // already finished or diverged in the database
+  int finished = 0;               // trained to the end now
+  int diverged = 0;               // stopped at a NaN/Inf loss (a result, recorded)
+  int failed = 0;                 // stopped by an error (recorded with the message)
+  int interrupted = 0;            // stopped by a signal (recorded; resumed next time)
+  int busy = 0;                   // held by another live process (heartbeat fresh)
+  int lost = 0;                   // taken over by another process while training here (its result stands)
+  int resumed = 0;                // continued from a checkpoint
+  int restarted = 0;              // their checkpoint was unusable: set aside, trained from the start
   std::vector<PlannedCell> plan;  // dry run: this shard's cells
 };
 

@@ -43,7 +43,7 @@ class ActiveCells {
 };
 
 struct PoolOptions {
-  int jobs = 1;                  // worker threads
+  int jobs = 1;                   // worker threads
   double heartbeat_seconds = 10;  // between heartbeats of the active cells
   double tick_seconds = 1;        // between calls of on_tick
 };

@@ -30,10 +30,10 @@ class StepLog {
 
   /// What a flush found.
   struct Flushed {
-    bool finite = true;   // false: a non-finite loss; rows after it are dropped
-    std::string error;    // where and what, when not finite
-    int64_t stored = 0;   // steps stored so far (through the non-finite one)
-    int64_t epoch = 0;    // of the last row written
+    bool finite = true;              // false: a non-finite loss; rows after it are dropped
+    std::string error;               // where and what, when not finite
+    int64_t stored = 0;              // steps stored so far (through the non-finite one)
+    int64_t epoch = 0;               // of the last row written
     double loss = NAN, alpha = NAN;  // of the last row written (for progress)
   };
   /// Writes the buffered steps, the last of which is step `next_step - 1`.

@@ -196,8 +196,8 @@ void Task::span_answers(const torch::Tensor& logits, const data::SpanGold& gold,
   const int64_t l = host.size(1), len = host.size(0);
   for (int64_t b = 0; b < len; ++b) {
     const auto row = static_cast<size_t>(first + b);
-    answers.push_back(best_span_text(host.data_ptr<float>() + b * l * 2, l, gold.features[row], gold.contexts[row],
-                                     gold.allow_null));
+    answers.push_back(
+        best_span_text(host.data_ptr<float>() + b * l * 2, l, gold.features[row], gold.contexts[row], gold.allow_null));
   }
 }
 

@@ -19,7 +19,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_between(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
 
 /// Model construction draws from the global generator: one cell at a time.
 std::mutex g_init_mutex;
@@ -85,7 +87,10 @@ Trainer::Trainer(const CellSettings& settings, const data::Dataset& dataset, con
   m.augment_gen = at::detail::createCPUGenerator(s_.seed ^ 0x5bd1e995ULL);
   // The probe draws fresh minibatches from a generator of its own: the training order is untouched.
   m.probe_gen = at::detail::createCPUGenerator(s_.seed ^ 0x9e3779b97f4a7c15ULL);
-  m.state = {m.module, m.optimizer.get(), m.controller ? &*m.controller : nullptr, m.monitor.get(),
+  m.state = {m.module,
+             m.optimizer.get(),
+             m.controller ? &*m.controller : nullptr,
+             m.monitor.get(),
              {{"order", &m.order_gen}, {"augment", &m.augment_gen}, {"probe", &m.probe_gen}}};
   // Dropout draws from the global generator; its state is saved too (exact with --jobs 1).
   m.global_gen = at::detail::getDefaultCPUGenerator();
@@ -111,8 +116,8 @@ void Trainer::probe_gradient() {
   if (m.saved_buffers.empty())
     for (const auto& b : m.module->buffers()) m.saved_buffers.push_back(b.clone());
   const int64_t n = d_.train_x.size(0), batch = s_.train.batch_size;
-  auto idx = torch::randint(n, {std::min(batch, n)}, m.probe_gen, torch::TensorOptions().dtype(torch::kInt64))
-                 .to(device_);
+  auto idx =
+      torch::randint(n, {std::min(batch, n)}, m.probe_gen, torch::TensorOptions().dtype(torch::kInt64)).to(device_);
   m.optimizer->zero_grad();
   const auto b = m.task->batch(idx, /*augment_gen=*/nullptr);
   torch::Tensor loss;
@@ -231,9 +236,9 @@ void Trainer::checkpoint(int64_t epoch) {
   if (every <= 0 || (epoch + 1) % every != 0 || o_.checkpoint_dir.empty() || out_.lost()) return;
   // A new file per epoch and claim: the database names the old one until it commits the new one,
   // and a process that lost the cell never writes over the file of the one that took it.
-  const std::string file = (std::filesystem::path(o_.checkpoint_dir) /
-                            fmt::format("{}-t{}-e{}.pt", s_.key, out_.fence().token, epoch))
-                               .string();
+  const std::string file =
+      (std::filesystem::path(o_.checkpoint_dir) / fmt::format("{}-t{}-e{}.pt", s_.key, out_.fence().token, epoch))
+          .string();
   save_checkpoint(file, m_->state, epoch, step_);
   out_.checkpoint(file, epoch, step_, last_checkpoint_);
   last_checkpoint_ = file;

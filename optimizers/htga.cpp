@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <limits>
-#include <string>
 #include <stdexcept>
 #include <string>
 
@@ -25,8 +24,7 @@ void check_options(const HtgaOptions& o) {
   if (!(o.alpha_ema >= 0 && o.alpha_ema < 1)) throw std::invalid_argument("Invalid alpha_ema: must be in [0, 1)");
   const double lr_min = o.lr_min > 0 ? o.lr_min : o.lr / 10, lr_max = o.lr_max > 0 ? o.lr_max : o.lr * 10;
   if (lr_min > lr_max)
-    throw std::invalid_argument("Invalid rate range: lr_min " + num(lr_min) + " > lr_max " +
-                                num(lr_max));
+    throw std::invalid_argument("Invalid rate range: lr_min " + num(lr_min) + " > lr_max " + num(lr_max));
   if (!(lr_max <= kFloatMax)) throw std::invalid_argument("Invalid rate range: lr_max overflows float32");
   if (o.max_lr_change != 0 && !(o.max_lr_change >= 1))
     throw std::invalid_argument("Invalid max_lr_change: must be >= 1 (or 0 for no limit)");

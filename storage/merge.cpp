@@ -150,8 +150,8 @@ void merge_run(Database& db, int64_t src_id, const std::string& key, const Merge
   const int64_t new_id = db.last_insert_rowid();
   for (const char* t : {"layers", "steps", "evals", "metrics", "alpha_layers"}) {
     const auto& rest = cols.rows.at(t);
-    Statement ins(db, ("INSERT INTO main." + std::string(t) + " (run_id, " + join(rest) + ") SELECT ?1, " +
-                       join(rest) + " FROM src." + t + " WHERE run_id = ?2")
+    Statement ins(db, ("INSERT INTO main." + std::string(t) + " (run_id, " + join(rest) + ") SELECT ?1, " + join(rest) +
+                       " FROM src." + t + " WHERE run_id = ?2")
                           .c_str());
     ins.bind(1, new_id);
     ins.bind(2, src_id);

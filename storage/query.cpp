@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 
 namespace htga::storage {
 
@@ -36,11 +36,10 @@ std::string RunFilter::unknown_value(const std::vector<RunRecord>& runs) const {
     }
     return "";
   };
-  for (const std::string& m :
-       {check("--dataset", datasets, [](const RunRecord& r) { return r.dataset; }),
-        check("--model", models, [](const RunRecord& r) { return r.model; }),
-        check("--optimizer", optimizers, [](const RunRecord& r) { return r.optimizer; }),
-        check("--grid", grids, [](const RunRecord& r) { return r.grid; })})
+  for (const std::string& m : {check("--dataset", datasets, [](const RunRecord& r) { return r.dataset; }),
+                               check("--model", models, [](const RunRecord& r) { return r.model; }),
+                               check("--optimizer", optimizers, [](const RunRecord& r) { return r.optimizer; }),
+                               check("--grid", grids, [](const RunRecord& r) { return r.grid; })})
     if (!m.empty()) return m;
   for (int64_t id : run_ids) {
     bool found = false;

@@ -112,7 +112,8 @@ TEST_CASE("monitor, probe: pooled deviations of fresh minibatch gradients; own g
 }
 
 TEST_CASE("monitor on CUDA: the graph replays give the eager estimates exactly (skipped without a GPU)", "[cuda]") {
-  if (!torch::cuda::is_available()) htga::test::skip("no CUDA device (checked on the device machine by scripts/device-check)");
+  if (!torch::cuda::is_available())
+    htga::test::skip("no CUDA device (checked on the device machine by scripts/device-check)");
   const torch::Device cuda(torch::kCUDA, 0);
   for (const std::string scope : {"global", "layer"}) {
     INFO(scope);

@@ -1,17 +1,17 @@
 // The cell builder (canonical config -> typed settings) and the registry's factories: every
 // name a grid may use is built by exactly one factory.
 
-#include <catch2/catch.hpp>
+#include "experiments/cell_builder.h"
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <set>
 
-#include "experiments/cell_builder.h"
-#include "experiments/error.h"
+#include "estimators/tail.h"
 #include "experiments/data/dataset.h"
+#include "experiments/error.h"
 #include "experiments/models/zoo.h"
 #include "experiments/registry.h"
-#include "estimators/tail.h"
 #include "units_util.h"
 
 using htga::experiments::build_settings;

@@ -1,9 +1,9 @@
 // Checkpoint files: saved and loaded bit for bit; a truncated, corrupt, foreign or mismatched
 // file is refused with its name, before anything in the training state changes.
 
-#include <catch2/catch.hpp>
-
 #include <ATen/CPUGeneratorImpl.h>
+
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 
@@ -34,7 +34,8 @@ struct Objects {
 
   explicit Objects(uint64_t seed, int64_t hidden = 6) {
     torch::manual_seed(seed);
-    net = torch::nn::Sequential(torch::nn::Linear(4, hidden), torch::nn::BatchNorm1d(hidden), torch::nn::Linear(hidden, 2));
+    net = torch::nn::Sequential(torch::nn::Linear(4, hidden), torch::nn::BatchNorm1d(hidden),
+                                torch::nn::Linear(hidden, 2));
     params = net->parameters();
     flat = htga::estimators::bind_flat_gradients(params);
     opt = std::make_unique<htga::optimizers::Sgd>(params, htga::optimizers::SgdOptions{0.0, 0.9, false});

@@ -120,7 +120,9 @@ TEST_CASE("estimate: bad files are errors naming the file", "[cli]") {
   o.column = 1;
   write_npy(dir.file("short.npy"), torch::ones({10}, torch::kFloat64), "10,", /*truncate=*/true);
   o.path = dir.file("short.npy");
-  CHECK_THROWS_WITH(run_estimate(o), dir.file("short.npy") + ": truncated: header announces 10 values (80 bytes), file has 77 bytes after the header");
+  CHECK_THROWS_WITH(
+      run_estimate(o),
+      dir.file("short.npy") + ": truncated: header announces 10 values (80 bytes), file has 77 bytes after the header");
   o.path = dir.file("two.csv");
   o.estimator = "hil";
   CHECK_THROWS_AS(run_estimate(o), InputError);

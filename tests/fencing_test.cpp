@@ -102,8 +102,7 @@ TEST_CASE("fencing: a paused process whose cell was taken over and finished writ
   CHECK((!std::filesystem::exists(dir.file("checkpoints")) || std::filesystem::is_empty(dir.file("checkpoints"))));
 }
 
-TEST_CASE("fencing: two processes started on one grid and database finish every cell exactly once",
-          "[lifecycle]") {
+TEST_CASE("fencing: two processes started on one grid and database finish every cell exactly once", "[lifecycle]") {
   REQUIRE(std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"));
   TempDir dir("race");
   write_text(dir.file("g.json"), kFourCells);

@@ -31,9 +31,13 @@ inline nlohmann::json golden_snapshot(const std::string& db) {
   }
   store.for_each_step([&](int64_t id, const htga::storage::StepRow& s) {
     json& cell = out[key_of.at(id)];
-    for (const auto& [name, v] : std::initializer_list<std::pair<const char*, double>>{
-             {"loss", s.loss}, {"lr", s.lr}, {"alpha_hat", s.alpha_hat}, {"grad_norm", s.grad_norm},
-             {"alpha_smooth", s.alpha_smooth}, {"phase", s.phase}, {"clip_coef", s.clip_coef}})
+    for (const auto& [name, v] : std::initializer_list<std::pair<const char*, double>>{{"loss", s.loss},
+                                                                                       {"lr", s.lr},
+                                                                                       {"alpha_hat", s.alpha_hat},
+                                                                                       {"grad_norm", s.grad_norm},
+                                                                                       {"alpha_smooth", s.alpha_smooth},
+                                                                                       {"phase", s.phase},
+                                                                                       {"clip_coef", s.clip_coef}})
       cell[name].push_back(num(v));
   });
   store.for_each_layer_alpha([&](int64_t id, const htga::storage::LayerAlphaRow& a) {
@@ -41,6 +45,5 @@ inline nlohmann::json golden_snapshot(const std::string& db) {
   });
   return out;
 }
-
 
 }  // namespace htga::test

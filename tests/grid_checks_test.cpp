@@ -1,11 +1,11 @@
 // The checks a grid run makes before anything is written.
 
-#include <catch2/catch.hpp>
+#include "experiments/grid_checks.h"
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 
 #include "experiments/error.h"
-#include "experiments/grid_checks.h"
 #include "test_util.h"
 
 using namespace htga::experiments;

@@ -78,8 +78,11 @@ void make_foreign(const std::string& path) {
 
 /// The read commands on `db`, as command lines.
 std::vector<std::string> read_commands(const std::string& db, const TempDir& dir) {
-  return {"runs --db " + db, "runs --format json --db " + db, "show 1 --db " + db,
-          "export runs --db " + db + " --out " + dir.file("x.csv"), "export steps --db " + db + " --out -",
+  return {"runs --db " + db,
+          "runs --format json --db " + db,
+          "show 1 --db " + db,
+          "export runs --db " + db + " --out " + dir.file("x.csv"),
+          "export steps --db " + db + " --out -",
           "report --db " + db};
 }
 
@@ -396,8 +399,8 @@ TEST_CASE("hardening: numbers a grid cannot hold and models that cannot be built
   TempDir dir("hard-grid");
   auto grid = [&](const std::string& model, const std::string& lr) {
     write_text(dir.file("g.json"), R"({"name": "g", "defaults": {"device": "cpu"},
-      "datasets": [{"name": "fashion-mnist", "train_size": 100}], "models": [)" + model +
-                                       R"(], "optimizers": [{"name": "sgd", "lr": )" + lr + "}]}");
+      "datasets": [{"name": "fashion-mnist", "train_size": 100}], "models": [)" +
+                                       model + R"(], "optimizers": [{"name": "sgd", "lr": )" + lr + "}]}");
   };
   const std::string db = dir.file("out/htga.db");
   for (const auto& [model, lr, what] : std::vector<std::tuple<std::string, std::string, std::string>>{
@@ -420,8 +423,7 @@ TEST_CASE("hardening: numbers a grid cannot hold and models that cannot be built
   }
 }
 
-TEST_CASE("hardening: links, loops, folders and pipes as files; nested unknown commands; keys given twice",
-          "[cli]") {
+TEST_CASE("hardening: links, loops, folders and pipes as files; nested unknown commands; keys given twice", "[cli]") {
   TempDir dir("hard-links");
   const std::string db = dir.file("htga.db");
   make_db(db, 2);
@@ -432,8 +434,8 @@ TEST_CASE("hardening: links, loops, folders and pipes as files; nested unknown c
   CHECK(fs::is_symlink(dir.file("dangling.csv")));  // written through: the target now exists
   CHECK(lines_of(read_file(dir.file("missing.csv"))) == 3);
   fs::create_symlink(dir.file("loop"), dir.file("loop"));
-  for (const std::string& cmd : {"export runs --db " + db + " --out " + dir.file("loop"),
-                                 "merge " + dir.file("loop") + " " + db}) {
+  for (const std::string& cmd :
+       {"export runs --db " + db + " --out " + dir.file("loop"), "merge " + dir.file("loop") + " " + db}) {
     r = htga_cmd(cmd, dir);
     INFO(cmd << ": " << r.out);
     CHECK(r.code == 2);

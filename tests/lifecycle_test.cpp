@@ -16,8 +16,8 @@
 #include <sstream>
 #include <thread>
 
-#include "cli/progress.h"
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "experiments/runner.h"
 #include "storage/merge.h"
 #include "storage/writer.h"
@@ -337,8 +337,8 @@ TEST_CASE("two signals at once (timeout signals the process, then its group): on
   TempDir dir("sigtwice");
   write_text(dir.file("life.json"), kLifeGrid);
   const std::string db = dir.file("int.db");
-  const pid_t pid = spawn_htga({"run", "grid", dir.file("life.json"), "--db", db, "--flush-every", "4"},
-                               dir.file("int.log"));
+  const pid_t pid =
+      spawn_htga({"run", "grid", dir.file("life.json"), "--db", db, "--flush-every", "4"}, dir.file("int.log"));
   REQUIRE(wait_for_steps(pid, db, 8));
   kill(pid, SIGTERM);
   kill(pid, SIGINT);

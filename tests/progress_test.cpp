@@ -1,10 +1,9 @@
 // The CLI's views of a grid run: plain lines for logs, -q shows failures only.
 
-#include <catch2/catch.hpp>
-
-#include <sstream>
-
 #include "cli/progress.h"
+
+#include <catch2/catch.hpp>
+#include <sstream>
 
 using namespace htga::experiments;
 

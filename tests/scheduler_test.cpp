@@ -1,15 +1,16 @@
 // The scheduler: shards, the worker pool (every cell once, errors confined to their cell, a
 // stop honoured), heartbeats of the active cells, and claims that take over dead holders.
 
-#include <catch2/catch.hpp>
+#include "experiments/scheduler.h"
+
+#include <unistd.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <mutex>
 #include <set>
 #include <stdexcept>
-#include <unistd.h>
 
-#include "experiments/scheduler.h"
 #include "storage/store.h"
 #include "test_util.h"
 
@@ -53,7 +54,8 @@ TEST_CASE("scheduler: a stop ends the pool before the next cell", "[scheduler]")
   std::atomic<int> ran{0};
   ActiveCells active;
   PoolOptions o;
-  run_pool({1, 2, 3, 4}, o, [&](size_t) { ++ran; }, [&] { return ran >= 2; }, active, {});
+  run_pool(
+      {1, 2, 3, 4}, o, [&](size_t) { ++ran; }, [&] { return ran >= 2; }, active, {});
   CHECK(ran == 2);
 }
 

@@ -229,9 +229,9 @@ TEST_CASE("image models refuse text datasets and transformer-lm needs the lm dat
   htga::cli::LineProgress progress(progress_text);
   // Bad input, found before anything is written (every model is built once before training).
   CHECK_THROWS_AS(htga::experiments::run_grid(o, progress), htga::InputError);
-  CHECK_THROWS_WITH(htga::experiments::run_grid(o, progress),
-                    Catch::Contains(dir.file("g.json")) && Catch::Contains("model mlp") &&
-                        Catch::Contains("takes images"));
+  CHECK_THROWS_WITH(htga::experiments::run_grid(o, progress), Catch::Contains(dir.file("g.json")) &&
+                                                                  Catch::Contains("model mlp") &&
+                                                                  Catch::Contains("takes images"));
   CHECK_FALSE(std::filesystem::exists(dir.file("t.db")));
   write_text(dir.file("lm.json"), R"({
     "name": "m", "defaults": {"epochs": 1, "batch_size": 16, "device": "cpu"},

@@ -1,11 +1,11 @@
 // The training loop of one cell, on a tiny synthetic dataset: it trains to the end, stops when
 // asked, resumes from its checkpoint bit for bit, and stops writing once its claim is lost.
 
-#include <catch2/catch.hpp>
+#include "experiments/trainer.h"
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 
-#include "experiments/trainer.h"
 #include "storage/store.h"
 #include "storage/writer.h"
 #include "test_util.h"
@@ -68,7 +68,7 @@ TEST_CASE("trainer: trains to the end, writes every step and evaluation", "[trai
   const auto outcome = t.run();
   out.sync();
   CHECK(outcome.status == CellStatus::kFinished);
-  CHECK(outcome.steps == 18);  // 3 epochs of 96 / 16
+  CHECK(outcome.steps == 18);     // 3 epochs of 96 / 16
   CHECK(outcome.test_acc > 0.4);  // chance is 1/3
   CHECK(std::isfinite(outcome.train_acc));
   CHECK(count(w, "SELECT count(*) FROM steps") == 18);

@@ -87,7 +87,8 @@ std::vector<std::string> cifar_files(const std::string& folder, CifarFormat form
 
 std::string cifar_folder(const std::string& dir, CifarFormat format) {
   if (!fs::is_directory(dir))
-    throw InputError(dir + (fs::exists(dir) ? ": not a folder (the dataset's path names its folder)" : ": dataset folder not found"));
+    throw InputError(dir + (fs::exists(dir) ? ": not a folder (the dataset's path names its folder)"
+                                            : ": dataset folder not found"));
   const std::string sub = dir + (format == CifarFormat::kCifar10 ? "/cifar-10-batches-bin" : "/cifar-100-binary");
   const std::string folder = fs::is_directory(sub) ? sub : dir;
   for (bool train : {true, false})

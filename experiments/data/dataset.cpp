@@ -9,8 +9,8 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
-#include <stdexcept>
 #include <random>
+#include <stdexcept>
 
 #include "experiments/data/cache.h"
 #include "experiments/data/cifar.h"
@@ -78,7 +78,8 @@ RawSplit read_mnist_split(const std::string& dir, const char* images_name, const
 
 RawDataset load_mnist(const std::string& dir) {
   if (!fs::is_directory(dir))
-    throw InputError(dir + (fs::exists(dir) ? ": not a folder (the dataset's path names its folder)" : ": dataset folder not found"));
+    throw InputError(dir + (fs::exists(dir) ? ": not a folder (the dataset's path names its folder)"
+                                            : ": dataset folder not found"));
   RawDataset d;
   d.num_classes = 10;
   d.train = read_mnist_split(dir, kMnistFiles[0], kMnistFiles[1], d.num_classes);
@@ -160,12 +161,23 @@ constexpr Format kText{text_source_files, check_text_available, nullptr, nullptr
 
 /// The dataset registry's readers: one line per name of experiments::datasets().
 const std::map<std::string, Format>& formats() {
-  static const std::map<std::string, Format> m{
-      {"mnist", kMnist},       {"fashion-mnist", kMnist}, {"cifar10", kCifar10},    {"cifar100", kCifar100},
-      {"image-folder", kImageFolder}, {"glue/cola", kText}, {"glue/sst2", kText},   {"glue/mrpc", kText},
-      {"glue/qqp", kText},     {"glue/stsb", kText},      {"glue/mnli", kText},     {"glue/qnli", kText},
-      {"glue/rte", kText},     {"glue/wnli", kText},      {"text/sentences", kText}, {"squad", kText},
-      {"lm", kText}};
+  static const std::map<std::string, Format> m{{"mnist", kMnist},
+                                               {"fashion-mnist", kMnist},
+                                               {"cifar10", kCifar10},
+                                               {"cifar100", kCifar100},
+                                               {"image-folder", kImageFolder},
+                                               {"glue/cola", kText},
+                                               {"glue/sst2", kText},
+                                               {"glue/mrpc", kText},
+                                               {"glue/qqp", kText},
+                                               {"glue/stsb", kText},
+                                               {"glue/mnli", kText},
+                                               {"glue/qnli", kText},
+                                               {"glue/rte", kText},
+                                               {"glue/wnli", kText},
+                                               {"text/sentences", kText},
+                                               {"squad", kText},
+                                               {"lm", kText}};
   return m;
 }
 
@@ -209,11 +221,16 @@ torch::Tensor rows_of(const torch::Tensor& t, const std::vector<int64_t>& rows) 
 
 const char* name_of(TaskKind kind) {
   switch (kind) {
-    case TaskKind::kImages: return "classify";
-    case TaskKind::kTextClassify: return "text-classify";
-    case TaskKind::kRegress: return "regress";
-    case TaskKind::kSpan: return "span";
-    case TaskKind::kLm: return "lm";
+    case TaskKind::kImages:
+      return "classify";
+    case TaskKind::kTextClassify:
+      return "text-classify";
+    case TaskKind::kRegress:
+      return "regress";
+    case TaskKind::kSpan:
+      return "span";
+    case TaskKind::kLm:
+      return "lm";
   }
   return "?";
 }
@@ -228,7 +245,8 @@ void check_available(const json& config) {
   if (f.decode) {
     const std::string dir = config.at("path").get<std::string>();
     if (!fs::is_directory(dir))
-    throw InputError(dir + (fs::exists(dir) ? ": not a folder (the dataset's path names its folder)" : ": dataset folder not found"));
+      throw InputError(dir + (fs::exists(dir) ? ": not a folder (the dataset's path names its folder)"
+                                              : ": dataset folder not found"));
   }
   f.check(config);
 }

@@ -69,7 +69,8 @@ struct StbFree {
 
 std::string image_folder_test_dir(const std::string& root) {
   if (!fs::is_directory(root))
-    throw InputError(root + (fs::exists(root) ? ": not a folder (the dataset's path names its folder)" : ": dataset folder not found"));
+    throw InputError(root + (fs::exists(root) ? ": not a folder (the dataset's path names its folder)"
+                                              : ": dataset folder not found"));
   if (!fs::is_directory(root + "/train")) throw InputError(root + ": missing train/ (one sub-folder per class)");
   for (const char* name : {"/val", "/test"})
     if (fs::is_directory(root + name)) return root + name;

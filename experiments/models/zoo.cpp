@@ -46,10 +46,14 @@ torch::nn::AnyModule build_transformer(const json& cfg, const InputShape& in) {
   o.ff = cfg.at("ff").get<int64_t>();
   o.dropout = cfg.at("dropout").get<double>();
   switch (in.task) {
-    case data::TaskKind::kLm: return torch::nn::AnyModule(TransformerLm(o));
-    case data::TaskKind::kRegress: return torch::nn::AnyModule(TransformerRegressor(o));
-    case data::TaskKind::kSpan: return torch::nn::AnyModule(TransformerSpan(o));
-    default: break;
+    case data::TaskKind::kLm:
+      return torch::nn::AnyModule(TransformerLm(o));
+    case data::TaskKind::kRegress:
+      return torch::nn::AnyModule(TransformerRegressor(o));
+    case data::TaskKind::kSpan:
+      return torch::nn::AnyModule(TransformerSpan(o));
+    default:
+      break;
   }
   return torch::nn::AnyModule(TransformerClassifier(o, in.num_classes));
 }
@@ -92,12 +96,15 @@ struct ModelFactory {
 
 /// The model registry's factories: one line per name of experiments::models().
 const std::map<std::string, ModelFactory>& factories() {
-  static const std::map<std::string, ModelFactory> m{
-      {"mlp", {Takes::kImages, build_mlp}},           {"cnn", {Takes::kImages, build_cnn}},
-      {"resnet20", {Takes::kImages, build_resnet20}}, {"resnet56", {Takes::kImages, build_resnet56}},
-      {"resnet18", {Takes::kImages, build_resnet18}}, {"vgg11", {Takes::kImages, build_vgg11}},
-      {"transformer", {Takes::kText, build_transformer}}, {"transformer-lm", {Takes::kLm, build_transformer}},
-      {"lenet5", {Takes::kImages, build_lenet5}}};
+  static const std::map<std::string, ModelFactory> m{{"mlp", {Takes::kImages, build_mlp}},
+                                                     {"cnn", {Takes::kImages, build_cnn}},
+                                                     {"resnet20", {Takes::kImages, build_resnet20}},
+                                                     {"resnet56", {Takes::kImages, build_resnet56}},
+                                                     {"resnet18", {Takes::kImages, build_resnet18}},
+                                                     {"vgg11", {Takes::kImages, build_vgg11}},
+                                                     {"transformer", {Takes::kText, build_transformer}},
+                                                     {"transformer-lm", {Takes::kLm, build_transformer}},
+                                                     {"lenet5", {Takes::kImages, build_lenet5}}};
   return m;
 }
 
@@ -107,7 +114,8 @@ void check_fits(const std::string& name, Takes takes, const InputShape& in) {
   if (text && takes == Takes::kImages)
     throw InputError("model \"" + name + "\" takes images; the " + task +
                      " task takes transformer (or transformer-lm for lm)");
-  if (!text && takes != Takes::kImages) throw InputError("model \"" + name + "\" takes text; this dataset holds images");
+  if (!text && takes != Takes::kImages)
+    throw InputError("model \"" + name + "\" takes text; this dataset holds images");
   if (takes == Takes::kLm && in.task != data::TaskKind::kLm)
     throw InputError("model " + name + " takes the lm dataset; the " + task + " task takes transformer");
 }
@@ -115,7 +123,8 @@ void check_fits(const std::string& name, Takes takes, const InputShape& in) {
 }  // namespace
 
 InputShape input_shape_of(const data::Dataset& d) {
-  if (d.task == data::TaskKind::kImages) return {d.train_x.size(1), d.train_x.size(2), d.train_x.size(3), d.num_classes};
+  if (d.task == data::TaskKind::kImages)
+    return {d.train_x.size(1), d.train_x.size(2), d.train_x.size(3), d.num_classes};
   InputShape in;
   in.num_classes = d.num_classes;
   in.task = d.task;

@@ -5,9 +5,9 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "experiments/data/dataset.h"
-#include <vector>
 
 namespace htga::models {
 
@@ -17,8 +17,8 @@ struct InputShape {
   int64_t channels = 3, height = 32, width = 32;
   int64_t num_classes = 10;
   data::TaskKind task = data::TaskKind::kImages;  // what the dataset holds
-  int64_t vocab_size = 0;         // text: token ids 0..vocab_size-1
-  int64_t max_len = 0;            // text: positions
+  int64_t vocab_size = 0;                         // text: token ids 0..vocab_size-1
+  int64_t max_len = 0;                            // text: positions
 };
 
 /// Builds the model a config names ({"name": "resnet20"}, {"name": "mlp", "hidden": [64]}, ...);
