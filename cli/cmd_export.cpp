@@ -138,17 +138,22 @@ void export_evals(storage::Store& store, const std::vector<int64_t>& ids, const 
 void export_runs(const std::vector<storage::RunRecord>& runs, CsvWriter& csv) {
   const ConfigColumns config(runs);
   std::vector<std::string> header{
-      "run_id",       "grid",       "status",           "dataset",  "model",      "optimizer",  "seed",
-      "test_acc",     "test_loss",  "train_acc",        "gen_gap",  "metric",     "val_metric", "test_metric",
-      "train_time_s", "steps",      "device",           "host",     "git_commit", "started_at", "finished_at",
-      "heartbeat_at", "checkpoint", "checkpoint_epoch", "cell_key", "error"};
+      "run_id",       "grid",         "status",     "dataset",          "model",    "optimizer",  "seed",
+      "test_acc",     "test_loss",    "train_acc",  "gen_gap",          "metric",   "val_metric", "test_metric",
+      "train_time_s", "steps",        "device",     "threads",          "host",     "git_commit", "started_at",
+      "finished_at",  "heartbeat_at", "checkpoint", "checkpoint_epoch", "cell_key", "error"};
   header.insert(header.end(), config.names.begin(), config.names.end());
   csv.row(header);
   for (const auto& r : runs) {
     csv.integer(r.id).field(r.grid).field(r.status).field(r.dataset).field(r.model).field(r.optimizer);
     csv.integer(r.seed).number(r.test_acc).number(r.test_loss).number(r.train_acc).number(r.gen_gap);
     csv.field(r.metric).number(r.val_metric).number(r.test_metric).number(r.train_time_s).integer(r.steps);
-    csv.field(r.device).field(r.host).field(r.git_commit).number(r.started_at).number(r.finished_at);
+    csv.field(r.device);
+    if (r.threads > 0)
+      csv.integer(r.threads);
+    else
+      csv.field("");
+    csv.field(r.host).field(r.git_commit).number(r.started_at).number(r.finished_at);
     csv.number(r.heartbeat_at).field(r.checkpoint);
     if (r.checkpoint_epoch >= 0)
       csv.integer(r.checkpoint_epoch);

@@ -93,6 +93,10 @@ void setup_run(CLI::App& app, int& exit_code) {
   grid->add_option("-j,--jobs", opts->jobs, "Cells trained at once (threads sharing the loaded datasets)")
       ->check(integer_in(1, 1024))
       ->capture_default_str();
+  grid->add_option("--threads", opts->threads,
+                   "Intra-op threads in all, divided among --jobs (default: OMP_NUM_THREADS if set, else every CPU "
+                   "this process may use: its affinity mask and cgroup quota)")
+      ->check(integer_in(1, 4096));
   grid->add_option("--shard", *shard, "Run only the cells whose index mod N is I (I/N, for job arrays)");
   grid->add_option("--max-cells", opts->max_cells, "Refuse larger grids unless --yes")
       ->check(integer_in(0, INT64_MAX))

@@ -97,6 +97,7 @@ json run_json(const storage::RunRecord& r, const json& config) {
           {"seed", r.seed},
           {"config", config},
           {"device", r.device},
+          {"threads", r.threads > 0 ? nlohmann::json(r.threads) : nlohmann::json()},
           {"host", r.host},
           {"pid", r.pid},
           {"git_commit", r.git_commit},
@@ -221,8 +222,8 @@ void show_fields(const Shown& s, std::ostream& out) {
   if (std::isfinite(r.finished_at) && r.finished_at > 0) field("finished", time_of(r.finished_at));
   field("heartbeat", std::isfinite(r.heartbeat_at) ? time_of(r.heartbeat_at) + " (" + age_of(r.heartbeat_at) + ")"
                                                    : std::string("-"));
-  field("where", fmt::format("host {}  pid {}  device {}", r.host.empty() ? "-" : r.host, r.pid,
-                             r.device.empty() ? "-" : r.device));
+  field("where", fmt::format("host {}  pid {}  device {}  threads {}", r.host.empty() ? "-" : r.host, r.pid,
+                             r.device.empty() ? "-" : r.device, r.threads > 0 ? std::to_string(r.threads) : "-"));
   field("built from", fmt::format("htga {}  git {}  torch {}", r.htga_version,
                                   r.git_commit.empty() ? "unknown" : r.git_commit, r.torch_version));
   field("training", fmt::format("{} steps ({} step rows){}", r.steps, s.step_rows,

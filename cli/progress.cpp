@@ -30,8 +30,10 @@ std::string ended_line(const experiments::CellEnded& e) {
       e.metric == "acc" || e.metric.empty() ? std::string() : fmt::format("test {} {:.4g}, ", e.metric, e.test_metric),
       100 * e.test_acc, e.test_loss, e.steps, e.seconds);
   if (e.timed_steps > 0)
-    text += fmt::format("; {:.3f} ms/step, alpha_hat {:.1f}%, logging {:.1f}%; evaluation {:.2f} s",
-                        1e3 * e.step_s / e.timed_steps, 100 * e.alpha_s / e.step_s, 100 * e.log_s / e.step_s, e.eval_s);
+    text +=
+        fmt::format("; {:.3f} ms/step, alpha_hat {:.1f}%, logging {:.1f}%; evaluation {:.2f} s ({:.0f}% of the cell)",
+                    1e3 * e.step_s / e.timed_steps, 100 * e.alpha_s / e.step_s, 100 * e.log_s / e.step_s, e.eval_s,
+                    e.seconds > 0 ? 100 * e.eval_s / e.seconds : 0.0);
   if (!e.note.empty()) text += "; " + e.note;
   if (!e.error.empty()) text += "; " + e.error;  // e.g. restarted from the start
   return text;
@@ -56,6 +58,14 @@ std::string LineProgress::status_of(const Active& a) {
 }
 
 void LineProgress::line(const std::string& text) { out_ << text << std::endl; }
+
+void LineProgress::threads_chosen(const experiments::ThreadsChosen& t) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (t.jobs > 1)
+    line(fmt::format("threads: {} per cell x {} jobs, from {}", t.per_cell, t.jobs, t.why));
+  else
+    line(fmt::format("threads: {}, from {}", t.per_cell, t.why));
+}
 
 void LineProgress::dataset_loaded(const experiments::DatasetLoaded& d) {
   std::lock_guard<std::mutex> lock(mu_);

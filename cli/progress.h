@@ -22,6 +22,7 @@ class LineProgress : public experiments::Progress {
   /// `every_s`: seconds between the progress lines of cells in training (0 = none).
   explicit LineProgress(std::ostream& out, double every_s = 60) : out_(out), every_s_(every_s) {}
 
+  void threads_chosen(const experiments::ThreadsChosen& t) override;
   void dataset_loaded(const experiments::DatasetLoaded& d) override;
   void cell_skipped(const experiments::CellRef& c, const std::string& status) override;
   void cell_busy(const experiments::CellRef& c) override;

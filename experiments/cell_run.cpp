@@ -33,6 +33,7 @@ storage::RunRecord record_of(const GridRun& g, const Cell& c, const data::Datase
   rec.git_commit = HTGA_GIT_COMMIT;
   rec.host = g.host;
   rec.pid = g.pid;
+  rec.threads = g.threads_per_cell;
   rec.metric = ds.metric;
   return rec;
 }

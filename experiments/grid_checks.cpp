@@ -20,6 +20,7 @@ void check_run_options(const RunOptions& o, size_t cells) {
   if (o.shard_count < 1 || o.shard_index < 0 || o.shard_index >= o.shard_count)
     throw InputError(fmt::format("--shard {}/{}: want I/N with 0 <= I < N", o.shard_index, o.shard_count));
   if (o.jobs < 1) throw InputError(fmt::format("--jobs {}: want 1 or more", o.jobs));
+  if (o.threads < 0 || o.threads > 4096) throw InputError(fmt::format("--threads {}: want 1 to 4096", o.threads));
   if (o.flush_every < 1) throw InputError(fmt::format("--flush-every {}: want 1 or more", o.flush_every));
   if (!(o.heartbeat_seconds > 0))
     throw InputError(fmt::format("heartbeat interval {} s: want more than 0", o.heartbeat_seconds));

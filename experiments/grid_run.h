@@ -31,6 +31,7 @@ struct GridRun {
   std::unique_ptr<storage::Writer> writer;
   std::string checkpoint_dir, host;
   int64_t pid = 0;
+  int threads_per_cell = 1;  // intra-op threads each cell trains with (the run record says)
   ActiveCells active;
   std::mutex summary_mu;
   RunSummary summary;

@@ -17,6 +17,12 @@ struct CellRef {
   std::string key, label;
 };
 
+/// The threads a run uses (reported once its datasets loaded).
+struct ThreadsChosen {
+  int total = 1, per_cell = 1, jobs = 1;
+  std::string why;  // "--threads 4", "OMP_NUM_THREADS=3", "2 CPUs (affinity mask)"
+};
+
 struct DatasetLoaded {
   std::string name, device, cache_note;
   int64_t train = 0, val = 0, test = 0;  // rows
@@ -54,6 +60,7 @@ struct CellEnded {
 class Progress {
  public:
   virtual ~Progress() = default;
+  virtual void threads_chosen(const ThreadsChosen&) {}
   virtual void dataset_loaded(const DatasetLoaded&) {}
   /// Finished or diverged in the database before this run: not trained again.
   virtual void cell_skipped(const CellRef&, const std::string& status) {}

@@ -3,13 +3,16 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 
+#include "experiments/cpus.h"
 #include "experiments/error.h"
 #include "experiments/grid.h"
 #include "experiments/grid_checks.h"
@@ -120,9 +123,36 @@ void load_datasets(GridRun& g, const std::vector<size_t>& todo, const std::strin
   for (const auto& [name, device] : g.devices) compat::synchronize(device);
 }
 
+/// Gives the calling thread back its intra-op thread count (run_grid changes it for loading).
+class KeepThreads {
+ public:
+  KeepThreads() : n_(at::get_num_threads()) {}
+  ~KeepThreads() { at::set_num_threads(n_); }
+
+ private:
+  int n_;
+};
+
+/// Plans the run's threads and gives this thread, which loads the datasets, all of them. Inter-op
+/// threads stay at one: cells train on threads of their own, and htga forks no inter-op work,
+/// so a pool beside them would only compete for the CPUs.
+ThreadsChosen use_threads(const GridRun& g, int jobs) {
+  const ThreadPlan plan = plan_threads(g.options.threads, jobs, std::getenv("OMP_NUM_THREADS"), cpu_budget());
+  static std::once_flag interop_once;
+  std::call_once(interop_once, [] {
+    try {
+      at::set_num_interop_threads(1);
+    } catch (const std::exception&) {  // the pool already started (a library used it): leave it
+    }
+  });
+  at::set_num_threads(plan.total);
+  return {plan.total, plan.per_cell, jobs, plan.why};
+}
+
 }  // namespace
 
 RunSummary run_grid(const RunOptions& options, Progress& progress) {
+  KeepThreads keep_threads;
   // Everything that can be checked is checked before anything is written.
   const Grid grid = load_grid(options.grid_path);
   check_run_options(options, grid.cells.size());
@@ -158,15 +188,19 @@ RunSummary run_grid(const RunOptions& options, Progress& progress) {
 
   // Datasets load before the database is opened: a damaged data file stops the grid with
   // nothing stored.
+  const int jobs = std::min<int>(options.jobs, static_cast<int>(std::max<size_t>(todo.size(), 1)));
+  const ThreadsChosen threads = use_threads(g, jobs);
+  g.threads_per_cell = threads.per_cell;
   load_datasets(g, todo, db_dir.string());
+  progress.threads_chosen(threads);  // after the datasets: bad input stays a one-line error
   g.writer = std::make_unique<storage::Writer>(std::make_unique<storage::Store>(options.db_path));
   g.host = host_name();
   g.pid = getpid();
   PoolOptions pool;
   pool.jobs = options.jobs;
+  pool.threads_per_job = g.threads_per_cell;
   pool.heartbeat_seconds = options.heartbeat_seconds;
   pool.tick_seconds = options.tick_seconds;
-  const int jobs = std::min<int>(options.jobs, static_cast<int>(std::max<size_t>(todo.size(), 1)));
   try {
     run_pool(
         todo, pool, [&g](size_t i) { run_cell(g, i); }, [] { return stop_requested(); }, g.active,

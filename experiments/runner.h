@@ -29,6 +29,8 @@ struct RunOptions {
   int64_t flush_every = 64;                 // steps buffered before a database transaction
   double flush_seconds = 5;                 // ... or seconds, whichever comes first
   int jobs = 1;                             // cells trained at once (threads of this process)
+  int threads = 0;                          // intra-op threads in all, divided among the jobs
+                                            // (0: OMP_NUM_THREADS, else every usable CPU)
   int shard_index = 0, shard_count = 1;     // run the cells whose index % count == index
   int64_t max_cells = 1000;                 // larger grids need `yes`
   bool yes = false;

@@ -109,13 +109,13 @@ class Ticker {
 void run_pool(const std::vector<size_t>& todo, const PoolOptions& options, const std::function<void(size_t)>& work,
               const std::function<bool()>& stop, ActiveCells& active, const std::function<void()>& on_tick) {
   const int jobs = std::max(1, std::min<int>(options.jobs, static_cast<int>(std::max<size_t>(todo.size(), 1))));
-  // Intra-op threads divided among the cells (per thread: OpenMP's setting is per thread).
-  const int threads_per_job = std::max(1, at::get_num_threads() / jobs);
+  // OpenMP's thread count is a setting of each thread: every worker sets its own.
+  const int threads_per_job = std::max(1, options.threads_per_job);
   std::atomic<size_t> next{0};
   std::mutex error_mu;
   std::exception_ptr first_error;
   auto worker = [&] {
-    if (jobs > 1) at::set_num_threads(threads_per_job);
+    at::set_num_threads(threads_per_job);
     for (;;) {
       if (stop && stop()) return;
       const size_t k = next++;

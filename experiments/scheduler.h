@@ -44,6 +44,7 @@ class ActiveCells {
 
 struct PoolOptions {
   int jobs = 1;                   // worker threads
+  int threads_per_job = 1;        // intra-op threads of each worker
   double heartbeat_seconds = 10;  // between heartbeats of the active cells
   double tick_seconds = 1;        // between calls of on_tick
 };

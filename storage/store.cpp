@@ -135,8 +135,14 @@ constexpr const char* kMigrateV4toV5 = R"sql(
 ALTER TABLE runs ADD COLUMN claim_token INTEGER NOT NULL DEFAULT 0;
 )sql";
 
+// Version 6: the intra-op threads a run trained with.
+constexpr const char* kMigrateV5toV6 = R"sql(
+ALTER TABLE runs ADD COLUMN threads INTEGER;
+)sql";
+
 // kUpgrades[v] brings a database from version v to v + 1 (from 0: the first schema).
-constexpr const char* kUpgrades[] = {kSchemaV1, kMigrateV1toV2, kMigrateV2toV3, kMigrateV3toV4, kMigrateV4toV5};
+constexpr const char* kUpgrades[] = {kSchemaV1,      kMigrateV1toV2, kMigrateV2toV3,
+                                     kMigrateV3toV4, kMigrateV4toV5, kMigrateV5toV6};
 static_assert(sizeof(kUpgrades) / sizeof(kUpgrades[0]) == kSchemaVersion, "one upgrade per schema version");
 
 /// Each table with its column names, in the order the tables were created.
@@ -277,6 +283,7 @@ Store::Store(const std::string& path, Mode mode) : mode_(mode), db_(open_databas
   const int version = recognise(db_);
   if (mode == Mode::kReadOnly) {
     if (version == 0) throw OpenError(not_ours(db_, "no htga tables"));
+    version_ = version;
     if (version >= kOldestReadableSchema) return;
     // An old schema is read through a migrated copy: the queries need its newer columns, and
     // the file itself must not change. The copy is made with SQLite's backup API (a consistent
@@ -294,6 +301,7 @@ Store::Store(const std::string& path, Mode mode) : mode_(mode), db_(open_databas
     if (rc != SQLITE_DONE) copy.check(rc, "copy for reading");
     db_ = std::move(copy);
     migrate();
+    version_ = kSchemaVersion;
     return;
   }
   // SQLite opens a file it may not write read-only without a word; every write would fail later.
@@ -313,6 +321,7 @@ Store::Store(const std::string& path, Mode mode) : mode_(mode), db_(open_databas
   db_.exec("PRAGMA synchronous=NORMAL");
   db_.exec("PRAGMA foreign_keys=ON");
   migrate();
+  version_ = kSchemaVersion;
 }
 
 void Store::migrate() {
@@ -345,6 +354,12 @@ constexpr const char* kRunColumns =
     "started_at, finished_at, test_acc, test_loss, train_time_s, steps, htga_version, "
     "torch_version, train_acc, gen_gap, git_commit, host, pid, heartbeat_at, checkpoint, checkpoint_epoch, "
     "checkpoint_step, metric, val_metric, test_metric";
+
+/// The SELECT of a run's columns. Read-only opens of schemas 4 and 5 are read in place (no
+/// migrated copy): the columns they lack are read as NULL.
+std::string select_runs(int version) {
+  return std::string("SELECT ") + kRunColumns + (version >= 6 ? ", threads" : ", NULL") + " FROM runs";
+}
 
 RunRecord read_run(const Statement& q) {
   RunRecord r;
@@ -379,12 +394,13 @@ RunRecord read_run(const Statement& q) {
   r.metric = q.is_null(28) ? "acc" : q.get_text(28);
   r.val_metric = q.get_double(29);
   r.test_metric = q.get_double(30);
+  r.threads = q.is_null(31) ? 0 : q.get_int(31);
   return r;
 }
 }  // namespace
 
 std::optional<RunRecord> Store::find_run(const std::string& cell_key) {
-  Statement q(db_, (std::string("SELECT ") + kRunColumns + " FROM runs WHERE cell_key = ?1").c_str());
+  Statement q(db_, (select_runs(version_) + " WHERE cell_key = ?1").c_str());
   q.bind(1, cell_key);
   if (!q.step()) return std::nullopt;
   return read_run(q);
@@ -430,7 +446,7 @@ void restart_run(Database& db, int64_t run_id, const RunRecord& run, double now,
               "UPDATE runs SET status = 'running', error = NULL, device = ?2, started_at = ?3, "
               "finished_at = NULL, test_acc = NULL, test_loss = NULL, train_time_s = NULL, train_acc = NULL, "
               "gen_gap = NULL, steps = ?7, htga_version = ?4, torch_version = ?5, grid = ?6, git_commit = ?8, "
-              "host = ?9, pid = ?10, heartbeat_at = ?3, val_metric = NULL, test_metric = NULL, "
+              "host = ?9, pid = ?10, heartbeat_at = ?3, val_metric = NULL, test_metric = NULL, threads = ?12, "
               "checkpoint = CASE WHEN ?11 THEN checkpoint ELSE NULL END, "
               "checkpoint_epoch = CASE WHEN ?11 THEN checkpoint_epoch ELSE NULL END, "
               "checkpoint_step = CASE WHEN ?11 THEN checkpoint_step ELSE NULL END, "
@@ -446,6 +462,7 @@ void restart_run(Database& db, int64_t run_id, const RunRecord& run, double now,
   u.bind(9, run.host);
   u.bind(10, run.pid);
   u.bind(11, static_cast<int64_t>(resumed));
+  if (run.threads > 0) u.bind(12, run.threads);  // unbound: NULL (unknown)
   u.run();
 }
 
@@ -454,8 +471,8 @@ int64_t insert_run(Database& db, const RunRecord& run, double now) {
   Statement ins(db,
                 "INSERT INTO runs (cell_key, grid, config, status, dataset, model, optimizer, "
                 "seed, device, started_at, steps, htga_version, torch_version, git_commit, host, pid, "
-                "heartbeat_at, metric, claim_token) "
-                "VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12, ?13, ?14, ?9, ?15, 1)");
+                "heartbeat_at, metric, claim_token, threads) "
+                "VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12, ?13, ?14, ?9, ?15, 1, ?16)");
   ins.bind(1, run.cell_key);
   ins.bind(2, run.grid);
   ins.bind(3, run.config_json);
@@ -471,6 +488,7 @@ int64_t insert_run(Database& db, const RunRecord& run, double now) {
   ins.bind(13, run.host);
   ins.bind(14, run.pid);
   ins.bind(15, run.metric.empty() ? std::string("acc") : run.metric);
+  if (run.threads > 0) ins.bind(16, run.threads);
   ins.run();
   return db.last_insert_rowid();
 }
@@ -485,7 +503,7 @@ Claim Store::claim_run(const RunRecord& run, double stale_after_s, bool resume,
   const double now = now_seconds();
   std::optional<RunRecord> old;
   {
-    Statement q(db_, (std::string("SELECT ") + kRunColumns + " FROM runs WHERE cell_key = ?1").c_str());
+    Statement q(db_, (select_runs(version_) + " WHERE cell_key = ?1").c_str());
     q.bind(1, run.cell_key);
     if (q.step()) old = read_run(q);
   }
@@ -767,7 +785,7 @@ std::vector<MetricRow> Store::metrics(int64_t run_id) {
 }
 
 std::optional<RunRecord> Store::run(int64_t run_id) {
-  Statement q(db_, (std::string("SELECT ") + kRunColumns + " FROM runs WHERE id = ?1").c_str());
+  Statement q(db_, (select_runs(version_) + " WHERE id = ?1").c_str());
   q.bind(1, run_id);
   if (!q.step()) return std::nullopt;
   return read_run(q);
@@ -793,7 +811,7 @@ std::vector<int64_t> Store::run_ids() {
 }
 
 std::vector<RunRecord> Store::runs() {
-  Statement q(db_, (std::string("SELECT ") + kRunColumns + " FROM runs ORDER BY id").c_str());
+  Statement q(db_, (select_runs(version_) + " ORDER BY id").c_str());
   std::vector<RunRecord> out;
   while (q.step()) out.push_back(read_run(q));
   return out;

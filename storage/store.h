@@ -14,7 +14,7 @@
 namespace htga::storage {
 
 /// Schema version written to PRAGMA user_version; a newer database is refused.
-constexpr int kSchemaVersion = 5;
+constexpr int kSchemaVersion = 6;
 /// PRAGMA application_id of an htga database ("HTGA"), written since schema 5. A file with
 /// another id is another program's; one without (0) is htga's only if its tables are exactly
 /// those of its user_version.
@@ -51,6 +51,8 @@ struct RunRecord {
   int64_t checkpoint_step = 0;             // steps taken in that checkpoint
   std::string metric;                      // the task's main metric (acc, mcc, f1, pearson, ppl, ...)
   double val_metric = 0, test_metric = 0;  // final values of that metric (NaN when unknown)
+  // Schema 6.
+  int64_t threads = 0;  // intra-op threads the run trained with (0 = unknown: older runs)
 };
 
 /// One optimizer step. NaN is stored as NULL.
@@ -259,7 +261,8 @@ class Store {
   void fenced(const Fence& fence, const std::function<void()>& write, bool any_status = false);
 
   Mode mode_;
-  TempFile snapshot_;  // declared before db_: removed after the connection closes
+  TempFile snapshot_;             // declared before db_: removed after the connection closes
+  int version_ = kSchemaVersion;  // the schema read (older ones only in read-only mode)
   Database db_;
 };
 

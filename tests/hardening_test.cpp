@@ -204,7 +204,9 @@ TEST_CASE("hardening: merge never changes its inputs; a refused merge leaves no 
   // b as an older htga wrote it: schema 4, no claim_token, no application_id.
   {
     Database db(b);
-    db.exec("ALTER TABLE runs DROP COLUMN claim_token; PRAGMA application_id = 0; PRAGMA user_version = 4;");
+    db.exec(
+        "ALTER TABLE runs DROP COLUMN threads; ALTER TABLE runs DROP COLUMN claim_token; "
+        "PRAGMA application_id = 0; PRAGMA user_version = 4;");
   }
   const std::string a_bytes = read_file(a), b_bytes = read_file(b);
 
@@ -241,7 +243,9 @@ TEST_CASE("hardening: read commands never switch the journal mode or migrate", "
   {
     Database d(db);
     d.exec("PRAGMA journal_mode = DELETE");
-    d.exec("ALTER TABLE runs DROP COLUMN claim_token; PRAGMA application_id = 0; PRAGMA user_version = 4;");
+    d.exec(
+        "ALTER TABLE runs DROP COLUMN threads; ALTER TABLE runs DROP COLUMN claim_token; "
+        "PRAGMA application_id = 0; PRAGMA user_version = 4;");
   }
   const std::string bytes = read_file(db);
   for (const auto& cmd : {"runs --db " + db, "show 1 --db " + db, "export evals --db " + db + " --out -",

@@ -332,7 +332,7 @@ TEST_CASE("a failed or interrupted run stores no final metrics", "[storage]") {
 
 // ---- schema 5 and recognising htga's files ----
 
-TEST_CASE("a version-4 database is upgraded to 5: claim tokens, application_id, rows kept", "[storage]") {
+TEST_CASE("a version-4 database is upgraded: claim tokens, application_id, threads, rows kept", "[storage]") {
   TempDir dir("v4");
   const std::string path = dir.file("v4.db");
   make_v4(path);
@@ -345,10 +345,14 @@ TEST_CASE("a version-4 database is upgraded to 5: claim tokens, application_id, 
     int steps = 0;
     s.for_each_step([&](int64_t, const htga::storage::StepRow&) { ++steps; });
     CHECK(steps == 3);
-    const Claim c = s.claim_run(record("new"), 60, false);
+    CHECK(r->threads == 0);  // unknown for runs of older versions
+    auto rec = record("new");
+    rec.threads = 3;
+    const Claim c = s.claim_run(rec, 60, false);
     CHECK(c.token == 1);
+    CHECK(s.find_run("new")->threads == 3);
   }
-  CHECK(pragma(path, "user_version") == 5);
+  CHECK(pragma(path, "user_version") == htga::storage::kSchemaVersion);
   CHECK(pragma(path, "application_id") == htga::storage::kApplicationId);
   Database db(path, Database::Access::kReadOnly);
   Statement q(db, "PRAGMA journal_mode");
@@ -356,7 +360,7 @@ TEST_CASE("a version-4 database is upgraded to 5: claim tokens, application_id, 
   CHECK(q.get_text(0) == "wal");
 }
 
-TEST_CASE("a new database carries htga's application_id and schema 5", "[storage]") {
+TEST_CASE("a new database carries htga's application_id and the current schema", "[storage]") {
   TempDir dir("new");
   { Store s(dir.file("n.db")); }
   CHECK(pragma(dir.file("n.db"), "user_version") == htga::storage::kSchemaVersion);
@@ -447,11 +451,11 @@ TEST_CASE("a newer htga database is refused as newer, unchanged", "[storage]") {
   { Store s(path); }
   {
     Database db(path);
-    db.exec("PRAGMA user_version = 6");
+    db.exec(("PRAGMA user_version = " + std::to_string(htga::storage::kSchemaVersion + 1)).c_str());
   }
   const std::string bytes = read_file(path);
-  for (auto mode : {Store::Mode::kReadWrite, kRO})
-    CHECK_THROWS_WITH(Store(path, mode), Catch::Contains("schema version 6 is newer than this htga understands"));
+  const std::string newer = "schema version " + std::to_string(htga::storage::kSchemaVersion + 1) + " is newer";
+  for (auto mode : {Store::Mode::kReadWrite, kRO}) CHECK_THROWS_WITH(Store(path, mode), Catch::Contains(newer));
   CHECK(read_file(path) == bytes);
 }
 

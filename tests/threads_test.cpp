@@ -1,0 +1,91 @@
+// Threads: --threads overrides OMP_NUM_THREADS; one thread is bit for bit reproducible; more
+// threads give the same results within float tolerance; the run record says how many.
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <sstream>
+#include <vector>
+
+#include "cli/progress.h"
+#include "experiments/runner.h"
+#include "storage/store.h"
+#include "test_util.h"
+
+using htga::test::TempDir;
+using htga::test::write_text;
+
+namespace {
+
+/// (loss, alpha_hat, grad_norm) of every step of the grid's only run, and its record.
+struct Trace {
+  std::vector<double> loss, alpha, norm;
+  htga::storage::RunRecord run;
+};
+
+Trace run_with(const TempDir& dir, const std::string& name, int threads, std::string* progress = nullptr) {
+  htga::experiments::RunOptions o;
+  o.grid_path = dir.file("g.json");
+  o.db_path = dir.file(name + ".db");
+  o.threads = threads;
+  std::ostringstream text;
+  htga::cli::LineProgress lines(text);
+  const auto s = htga::experiments::run_grid(o, lines);
+  REQUIRE(s.finished == 1);
+  if (progress) *progress = text.str();
+  htga::storage::Store store(o.db_path);
+  Trace t;
+  t.run = store.runs().at(0);
+  store.for_each_step([&t](int64_t, const htga::storage::StepRow& r) {
+    t.loss.push_back(r.loss);
+    t.alpha.push_back(r.alpha_hat);
+    t.norm.push_back(r.grad_norm);
+  });
+  return t;
+}
+
+/// Equal value by value, NaN equal to NaN (steps without an estimate).
+bool same(const std::vector<double>& a, const std::vector<double>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (!(a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i])))) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("--threads: one thread reproduces bit for bit, two agree within float tolerance", "[trainer]") {
+  REQUIRE(std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"));
+  TempDir dir("threads");
+  // HTGA: the rate follows alpha_hat, so a difference in the estimate would show in the losses.
+  write_text(dir.file("g.json"), R"({"name": "threads",
+    "defaults": {"epochs": 1, "batch_size": 64, "device": "cpu", "alpha_every": 1},
+    "datasets": [{"name": "fashion-mnist", "train_size": 1024}], "models": [{"name": "mlp", "hidden": [256, 128]}],
+    "optimizers": [{"name": "htga", "lr": 0.05, "alpha0": 1.5, "beta": 1.0, "clip_norm": 1.0, "warmup_steps": 2}],
+    "seeds": [0]})");
+  const int before = at::get_num_threads();
+  std::string progress;
+  const Trace a = run_with(dir, "a", 1, &progress);
+  CHECK(progress.find("threads: 1, from --threads 1") != std::string::npos);
+  const Trace b = run_with(dir, "b", 1);
+  const Trace c = run_with(dir, "c", 2);
+  CHECK(at::get_num_threads() == before);  // the caller's setting is given back
+  REQUIRE(a.loss.size() == 16);
+  CHECK(same(a.loss, b.loss));
+  CHECK(same(a.alpha, b.alpha));
+  CHECK(same(a.norm, b.norm));
+  REQUIRE(c.loss.size() == a.loss.size());
+  for (size_t i = 0; i < a.loss.size(); ++i) {
+    INFO("step " << i);
+    CHECK(c.loss[i] == Approx(a.loss[i]).epsilon(1e-4));
+    if (std::isnan(a.alpha[i]))
+      CHECK(std::isnan(c.alpha[i]));
+    else
+      CHECK(c.alpha[i] == Approx(a.alpha[i]).epsilon(1e-3));
+    CHECK(c.norm[i] == Approx(a.norm[i]).epsilon(1e-4));
+  }
+  CHECK(a.run.threads == 1);
+  CHECK(c.run.threads == 2);
+  CHECK(c.run.test_acc == Approx(a.run.test_acc).margin(0.01));
+}
