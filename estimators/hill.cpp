@@ -1,5 +1,7 @@
 #include "estimators/hill.h"
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -98,53 +100,130 @@ torch::Tensor hill_of_difference(const torch::Tensor& a, const torch::Tensor& b,
 
 namespace {
 
-/// One pass over g and m: d = g - m, m += w d, and the |d| above `t` collected (t < 0: all of
-/// them). Returns true when a NaN or infinity was seen.
-// Vectorised (SSE on any x86-64): per block of 64, the EMA update, |d| and a count of values
-// above the threshold without branches; only blocks with hits are scanned again.
-__attribute__((optimize("tree-vectorize"))) bool fused_pass(const float* g, float* m, int64_t n, float w, float t,
-                                                            std::vector<float>& top) {
-  int bad = 0;
-  float buf[64];
-  for (int64_t start = 0; start < n; start += 64) {
-    const int64_t len = std::min<int64_t>(64, n - start);
-    const float* gs = g + start;
-    float* ms = m + start;
+/// What one block of the fused pass found.
+struct BlockResult {
+  std::vector<float> top;  // the |d| above the threshold, in index order
+  double sumsq = 0;        // sum of g^2
+  bool bad = false;        // a NaN in |d| (an infinity is a candidate and makes the estimate undefined)
+};
+
+/// One pass over g[0, n) and m: d = g - m, m += w d, the sum of g^2, and the |d| above `t`
+/// collected in index order (t < 0: all of them). Per 64 values: the EMA update, |d|, a count
+/// of values not below the threshold (NaN counts) and g^2 added to 64 fixed lanes, all
+/// vectorised; only chunks with a count are scanned again. Cloned for AVX2 and picked at run
+/// time (no FMA: the same roundings on every x86-64).
+__attribute__((target_clones("avx2", "default"))) void fused_block(const float* __restrict g, float* __restrict m,
+                                                                   int64_t n, float w, float t, BlockResult& r) {
+  alignas(32) float buf[64];
+  float lanes[64] = {};
+  const int64_t full = n / 64 * 64;
+  for (int64_t start = 0; start < full; start += 64) {
+    const float* __restrict gs = g + start;
+    float* __restrict ms = m + start;
     int hits = 0;
-    if (len == 64) {
-      for (int j = 0; j < 64; ++j) {
-        const float d = gs[j] - ms[j];
-        ms[j] += w * d;
-        const float a = std::fabs(d);
-        buf[j] = a;
-        hits += a > t;
-        bad |= !(a <= std::numeric_limits<float>::max());  // NaN or infinity
-      }
-    } else {
-      for (int64_t j = 0; j < len; ++j) {
-        const float d = gs[j] - ms[j];
-        ms[j] += w * d;
-        const float a = std::fabs(d);
-        buf[j] = a;
-        hits += a > t;
-        bad |= !(a <= std::numeric_limits<float>::max());
-      }
+    for (int j = 0; j < 64; ++j) {
+      const float gj = gs[j];
+      const float d = gj - ms[j];
+      ms[j] += w * d;
+      const float a = std::fabs(d);
+      buf[j] = a;
+      hits += !(a <= t);
+      lanes[j] += gj * gj;
     }
     if (hits)
-      for (int64_t j = 0; j < len; ++j)
-        if (buf[j] > t) top.push_back(buf[j]);
+      for (int j = 0; j < 64; ++j)
+        if (!(buf[j] <= t)) {
+          if (buf[j] > t)
+            r.top.push_back(buf[j]);
+          else
+            r.bad = true;  // NaN
+        }
   }
-  return bad != 0;
+  double sumsq = 0;
+  for (float l : lanes) sumsq += l;
+  for (int64_t j = full; j < n; ++j) {
+    const float d = g[j] - m[j];
+    m[j] += w * d;
+    const float a = std::fabs(d);
+    if (a > t) r.top.push_back(a);
+    r.bad = r.bad || a != a;
+    sumsq += static_cast<double>(g[j]) * g[j];
+  }
+  r.sumsq = sumsq;
+}
+
+/// The fused pass over all of g in blocks of a fixed size, shared by ATen's intra-op threads;
+/// the blocks' results are joined in block order, so nothing depends on the thread count.
+BlockResult fused_pass(const float* g, float* m, int64_t n, float w, float t) {
+  constexpr int64_t kBlock = 16384;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  std::vector<BlockResult> parts(static_cast<size_t>(blocks));
+  at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t off = b * kBlock;
+      fused_block(g + off, m + off, std::min(kBlock, n - off), w, t, parts[static_cast<size_t>(b)]);
+    }
+  });
+  BlockResult all = std::move(parts[0]);
+  for (size_t b = 1; b < parts.size(); ++b) {
+    all.top.insert(all.top.end(), parts[b].top.begin(), parts[b].top.end());
+    all.sumsq += parts[b].sumsq;
+    all.bad = all.bad || parts[b].bad;
+  }
+  return all;
+}
+
+/// A sample of |g - m| to choose thresholds from: 4096 values in 512 runs of 8 spread evenly
+/// over the vector (a run shares a cache line or two, so the sample costs 1/8 of the cache
+/// misses of 4096 scattered values).
+std::vector<float> sample_of(const float* pg, const float* pm, int64_t n) {
+  constexpr int64_t kRuns = 512, kRun = 8;
+  std::vector<float> sample;
+  sample.reserve(kRuns * kRun);
+  if (n <= kRuns * kRun) {
+    for (int64_t i = 0; i < n; ++i) sample.push_back(std::fabs(pg[i] - pm[i]));
+    return sample;
+  }
+  const int64_t stride = n / kRuns;
+  for (int64_t r = 0; r < kRuns; ++r)
+    for (int64_t i = r * stride; i < r * stride + kRun; ++i) sample.push_back(std::fabs(pg[i] - pm[i]));
+  return sample;
+}
+
+/// A threshold with about `many` of the n values above it, judged by the sample (reordered).
+/// NaN is caught by the pass; a zero threshold keeps the nonzero values.
+float threshold_for(std::vector<float>& sample, int64_t n, int64_t many) {
+  const auto s = static_cast<int64_t>(sample.size());
+  const int64_t rank = std::min<int64_t>(s - 1, (many * s) / n + 1);
+  std::partial_sort(sample.begin(), sample.begin() + rank + 1, sample.end(), std::greater<float>());
+  const float t = sample[rank];
+  return t > 0 ? t : 0;
+}
+
+/// Hill's estimate from the candidates (at least k + 1 of them, in index order): X(k+1) from a
+/// copy, then the logs summed over the candidates above it in index order, so that the sum
+/// depends neither on how many the threshold let through nor on the thread count (values
+/// equal to X(k+1) add log 1 = 0 either way).
+double hill_of_candidates(const std::vector<float>& top, int64_t k) {
+  std::vector<float> order(top);
+  std::nth_element(order.begin(), order.begin() + k, order.end(), std::greater<float>());
+  const double xk1 = order[k];
+  double sum_log = 0;
+  for (float v : top)
+    if (v > xk1) sum_log += std::log(v / xk1);
+  return static_cast<double>(k) / sum_log;
 }
 
 }  // namespace
 
-torch::Tensor hill_ema_noise(const torch::Tensor& g, torch::Tensor& mean, double rho, int64_t k) {
+torch::Tensor hill_ema_noise(const torch::Tensor& g, torch::Tensor& mean, double rho, int64_t k,
+                             EmaHillExtras* extras) {
   const int64_t n = g.numel();
   if (k <= 0) k = hill_default_k(n);
   const bool fused = g.device().is_cpu() && g.scalar_type() == torch::kFloat32 &&
                      mean.scalar_type() == torch::kFloat32 && g.is_contiguous() && mean.is_contiguous() &&
                      mean.numel() == n && rho > 0 && k >= 1 && 4 * (k + 1) <= n;
+  if (extras) extras->has_sumsq = false;
   if (!fused) {
     auto d = g - mean;
     mean.lerp_(g, 1.0 - rho);
@@ -153,32 +232,30 @@ torch::Tensor hill_ema_noise(const torch::Tensor& g, torch::Tensor& mean, double
   const float* pg = g.data_ptr<float>();
   float* pm = mean.data_ptr<float>();
   const int64_t need = k + 1;
-  // Threshold from a strided sample of |g - m| (before the update), as in hill_cpu.
-  std::vector<float> sample;
-  const int64_t stride = std::max<int64_t>(1, n / 4096);
-  for (int64_t i = 0; i < n; i += stride) sample.push_back(std::fabs(pg[i] - pm[i]));
-  const auto s = static_cast<int64_t>(sample.size());
-  const int64_t rank = std::min<int64_t>(s - 1, (2 * need * s) / n + 1);
-  std::nth_element(sample.begin(), sample.begin() + rank, sample.end(), std::greater<float>());
-  float t = sample[rank];
-  if (!(t > 0)) t = 0;  // NaN is caught by the pass; zeros: keep the nonzero values
-  std::vector<float> top;
-  top.reserve(static_cast<size_t>(need) * 4);
+  std::vector<float> sample = sample_of(pg, pm, n);
+  const float t = threshold_for(sample, n, 2 * need);
+  BlockResult r = fused_pass(pg, pm, n, static_cast<float>(1.0 - rho), t);
+  if (static_cast<int64_t>(r.top.size()) < need && t > 0 && !r.bad) {
+    // The sample misjudged the tail. The mean is already updated: g - m_t = rho (g - m_{t-1}),
+    // the same tail index, so collect again from that (w = 0 leaves m alone) with a threshold
+    // for 8 (k + 1) values scaled alike, and if that falls short too, everything.
+    const float wider = threshold_for(sample, n, 8 * need) * static_cast<float>(rho);
+    for (const float again : {wider < t * static_cast<float>(rho) ? wider : 0.0f, -1.0f}) {
+      if (again == 0) continue;
+      BlockResult more = fused_pass(pg, pm, n, 0.0f, again);
+      r.top = std::move(more.top);
+      r.bad = more.bad;
+      if (static_cast<int64_t>(r.top.size()) >= need || r.bad) break;
+    }
+  }
+  if (extras) {
+    extras->has_sumsq = true;
+    extras->sumsq = r.sumsq;
+  }
   const float nan = std::numeric_limits<float>::quiet_NaN();
   auto opts = g.options().dtype(torch::kFloat32);
-  bool bad = fused_pass(pg, pm, n, static_cast<float>(1.0 - rho), t, top);
-  if (static_cast<int64_t>(top.size()) < need && t > 0) {
-    // The sample misjudged the tail. The mean is already updated: g - m_t = rho (g - m_{t-1}),
-    // the same tail index, so collect everything from that (w = 0 leaves m alone).
-    top.clear();
-    bad = fused_pass(pg, pm, n, 0.0f, -1.0f, top) || bad;
-  }
-  if (bad || static_cast<int64_t>(top.size()) < need) return torch::full({}, nan, opts);
-  std::nth_element(top.begin(), top.begin() + k, top.end(), std::greater<float>());
-  const double xk1 = top[k];
-  double sum_log = 0;
-  for (int64_t i = 0; i < k; ++i) sum_log += std::log(top[i] / xk1);
-  const double a = static_cast<double>(k) / sum_log;
+  if (r.bad || static_cast<int64_t>(r.top.size()) < need) return torch::full({}, nan, opts);
+  const double a = hill_of_candidates(r.top, k);
   return torch::full({}, std::isfinite(a) && a > 0 ? static_cast<float>(a) : nan, opts);
 }
 

@@ -25,10 +25,21 @@ torch::Tensor hill(const torch::Tensor& x, int64_t k = 0);
 /// hill(a - b, k).
 torch::Tensor hill_of_difference(const torch::Tensor& a, const torch::Tensor& b, int64_t k = 0);
 
+/// What hill_ema_noise hands to gradient clipping.
+struct EmaHillExtras {
+  /// The sum of g^2, when the pass computed it (the CPU path; has_sumsq says so): the
+  /// gradient's norm for clipping without reading g again.
+  bool has_sumsq = false;
+  double sumsq = 0;
+};
+
 /// The online noise source and Hill in one: returns hill(g - mean, k) and updates the mean in
 /// place, mean += (1 - rho) (g - mean). On the CPU (float32, contiguous) it is one pass over g
-/// and mean with nothing gradient-sized allocated; elsewhere the same in tensor operations.
-torch::Tensor hill_ema_noise(const torch::Tensor& g, torch::Tensor& mean, double rho, int64_t k = 0);
+/// and mean with nothing gradient-sized allocated, cut into fixed blocks that ATen's intra-op
+/// threads share: the result does not depend on the number of threads. Elsewhere the same in
+/// tensor operations.
+torch::Tensor hill_ema_noise(const torch::Tensor& g, torch::Tensor& mean, double rho, int64_t k = 0,
+                             EmaHillExtras* extras = nullptr);
 
 /// The topk formulation of hill(), on any device without host synchronisation.
 torch::Tensor hill_topk(const torch::Tensor& x, int64_t k = 0);

@@ -49,14 +49,25 @@ AlphaMonitor::AlphaMonitor(const AlphaSettings& settings, const std::vector<torc
   try_graph_ = s_.graph && flat_grad_.is_cuda();
 }
 
-std::vector<torch::Tensor> AlphaMonitor::fused_hill(torch::Tensor& mean) const {
-  if (s_.scope == Scope::kGlobal)
-    return {estimators::hill_ema_noise(flat_grad_, mean, s_.noise_ema, k_for(flat_grad_.numel()))};
-  std::vector<torch::Tensor> per;
-  for (auto [off, len] : slices_) {
-    auto m = mean.narrow(0, off, len);
-    per.push_back(estimators::hill_ema_noise(flat_grad_.narrow(0, off, len), m, s_.noise_ema, k_for(len)));
+std::vector<torch::Tensor> AlphaMonitor::fused_hill(torch::Tensor& mean) {
+  const bool global = s_.scope == Scope::kGlobal;
+  extras_.resize(global ? 1 : slices_.size());
+  if (global) {
+    auto alpha = estimators::hill_ema_noise(flat_grad_, mean, s_.noise_ema, k_for(flat_grad_.numel()), &extras_[0]);
+    if (extras_[0].has_sumsq) sumsq_ = extras_[0].sumsq;
+    return {alpha};
   }
+  std::vector<torch::Tensor> per;
+  double sumsq = 0;
+  bool all = true;
+  for (size_t i = 0; i < slices_.size(); ++i) {
+    auto [off, len] = slices_[i];
+    auto m = mean.narrow(0, off, len);
+    per.push_back(estimators::hill_ema_noise(flat_grad_.narrow(0, off, len), m, s_.noise_ema, k_for(len), &extras_[i]));
+    all = all && extras_[i].has_sumsq;
+    sumsq += extras_[i].sumsq;
+  }
+  if (all) sumsq_ = sumsq;
   auto layers = torch::stack(per);
   return {layers.nanmedian(), layers};
 }
@@ -82,6 +93,7 @@ torch::Tensor AlphaMonitor::estimate_one(const torch::Tensor& a, const torch::Te
 }
 
 AlphaMonitor::Result AlphaMonitor::observe(int64_t step, const std::function<void()>& probe_gradient) {
+  sumsq_.reset();
   const bool due = s_.every > 0 && step % s_.every == 0;
   switch (s_.noise) {
     case NoiseSource::kNoise:

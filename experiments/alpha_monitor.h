@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "estimators/hill.h"
 #include "estimators/noise.h"
 #include "experiments/torch_compat.h"
 
@@ -65,6 +66,10 @@ class AlphaMonitor {
 
   int64_t num_layers() const { return static_cast<int64_t>(slices_.size()); }
 
+  /// The sum of squares of the gradient, when the last observe() computed it on the way (the
+  /// fused CPU pass): gradient clipping then need not read the gradient again.
+  std::optional<double> gradient_sumsq() const { return sumsq_; }
+
   /// On CUDA: whether the estimator runs as a captured CUDA graph, and why not when capture
   /// failed (empty otherwise).
   bool graphed() const { return graph_ != nullptr; }
@@ -83,7 +88,7 @@ class AlphaMonitor {
   /// The estimate of a - b (b null: of a) over the settings' scope.
   Result estimate_scoped(const torch::Tensor& a, const torch::Tensor* b) const;
   /// The fused EMA + Hill estimate (global or per layer): {alpha} or {alpha, layers}.
-  std::vector<torch::Tensor> fused_hill(torch::Tensor& mean) const;
+  std::vector<torch::Tensor> fused_hill(torch::Tensor& mean);
   int64_t k_for(int64_t n) const;
 
   AlphaSettings s_;
@@ -91,6 +96,9 @@ class AlphaMonitor {
   estimators::EmaNoise ema_;
   std::optional<estimators::Subsample> subsample_;
   std::vector<std::pair<int64_t, int64_t>> slices_;  // (offset, length) per parameter tensor
+  // Per estimate (global: one; layer: one per slice): the threshold carried between steps.
+  std::vector<estimators::EmaHillExtras> extras_;
+  std::optional<double> sumsq_;
   torch::Tensor nan_;
   // CUDA graph of fused_hill: captured after two eager estimates (lazy kernel loading and the
   // allocator's first blocks happen outside the capture), recaptured if the mean is replaced.

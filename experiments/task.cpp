@@ -109,7 +109,9 @@ Task::Rows Task::rows(const std::string& split) const {
 
 Evaluation Task::evaluate(torch::nn::AnyModule& model, torch::nn::Module& module, const std::string& split) const {
   const Rows r = rows(split);
-  torch::NoGradGuard no_grad;
+  // Inference mode: no autograd records and no version counters (cheaper than no_grad); the
+  // tensors made here are read as numbers and never reach training.
+  c10::InferenceMode inference;
   compat::Autocast autocast(r.x.device(), amp_);
   module.eval();
   Evaluation ev = kind_ == data::TaskKind::kImages ? evaluate_images(model, r) : evaluate_text(model, r);

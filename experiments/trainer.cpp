@@ -155,7 +155,7 @@ torch::Tensor Trainer::learning_rate(const AlphaMonitor::Result& estimate, const
 void Trainer::step(const torch::Tensor& idx, int64_t epoch) {
   Objects& m = *m_;
   auto [x, y] = m.task->batch(idx, &m.augment_gen);
-  m.optimizer->zero_grad();
+  m.flat_grad.zero_();  // every gradient is a view of it: one kernel instead of one per tensor
   torch::Tensor logits, loss;
   {
     compat::Autocast autocast(device_, s_.train.amp);  // the forward pass only; backward follows its casts
@@ -171,8 +171,14 @@ void Trainer::step(const torch::Tensor& idx, int64_t epoch) {
   outcome_.time.alpha_s += seconds_between(t_alpha, Clock::now());
   if (estimate.layers.defined()) log_.add_layers(step_, estimate.layers);
   const torch::Tensor lr = learning_rate(estimate, loss.detach());
-  if (s_.optimizer.clip_value > 0) optimizers::clip_grad_value(m.params, s_.optimizer.clip_value);
-  auto clip = optimizers::clip_grad_norm(m.params, s_.optimizer.clip_norm);
+  // The norm comes from the alpha_hat pass when it read the gradient anyway (before any
+  // element-wise clipping changes it).
+  std::optional<double> sumsq = m.monitor->gradient_sumsq();
+  if (s_.optimizer.clip_value > 0) {
+    m.flat_grad.clamp_(-s_.optimizer.clip_value, s_.optimizer.clip_value);
+    sumsq.reset();
+  }
+  auto clip = optimizers::clip_flat_grad_norm(m.flat_grad, s_.optimizer.clip_norm, sumsq);
   m.optimizer->step(lr);
 
   auto acc = m.task->accuracy(logits.detach(), y);

@@ -1,5 +1,7 @@
 #include "optimizers/clip.h"
 
+#include <cmath>
+
 namespace htga::optimizers {
 
 ClipResult clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
@@ -19,6 +21,19 @@ ClipResult clip_grad_norm(const std::vector<torch::Tensor>& params, double max_n
     auto g = p.grad();
     if (g.defined()) g.detach().mul_(coef);
   }
+  return {total, coef};
+}
+
+ClipResult clip_flat_grad_norm(const torch::Tensor& flat_grad, double max_norm, std::optional<double> sumsq) {
+  torch::NoGradGuard no_grad;
+  const auto opts = flat_grad.options().dtype(torch::kFloat32);
+  if (!flat_grad.defined() || flat_grad.numel() == 0) return {torch::zeros({}, opts), torch::ones({}, opts)};
+  // A float32 norm, as clip_grad_norm's: the host sum is rounded to float before the root.
+  auto total =
+      sumsq ? torch::full({}, static_cast<float>(std::sqrt(*sumsq)), opts) : flat_grad.norm(2).to(torch::kFloat32);
+  if (max_norm <= 0) return {total, torch::ones({}, opts)};
+  auto coef = (max_norm / (total + 1e-6)).clamp_max(1.0);
+  flat_grad.mul_(coef);
   return {total, coef};
 }
 

@@ -6,6 +6,7 @@
 
 #include <torch/torch.h>
 
+#include <optional>
 #include <vector>
 
 namespace htga::optimizers {
@@ -18,6 +19,13 @@ struct ClipResult {
 /// Clips the gradients of `params` in place (max_norm <= 0: measure only). Never synchronises
 /// with the host: the factor is applied as a tensor, as torch 1.13's clip_grad_norm_ does.
 ClipResult clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm);
+
+/// The same for gradients that are views of one flat buffer (estimators::bind_flat_gradients):
+/// one reduction and one scaling over the buffer instead of two kernels per tensor. `sumsq`,
+/// when given, is the sum of the squared gradient already computed on the way (the alpha_hat
+/// pass reads the gradient too), and the gradient is only scaled. The norm is the same as
+/// clip_grad_norm's up to rounding (one sum instead of a norm of norms).
+ClipResult clip_flat_grad_norm(const torch::Tensor& flat_grad, double max_norm, std::optional<double> sumsq = {});
 
 /// Element-wise clipping to [-clip_value, clip_value] (torch.nn.utils.clip_grad_value_), in place.
 void clip_grad_value(const std::vector<torch::Tensor>& params, double clip_value);

@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "estimators/noise.h"
 #include "optimizers/sgd.h"
 
 using htga::optimizers::clip_grad_norm;
@@ -57,4 +58,37 @@ TEST_CASE("value clipping clamps each element like clip_grad_value_", "[optimize
   auto a = param_with_grad({0, 0, 0}, {3, -0.2f, -7});
   htga::optimizers::clip_grad_value({a}, 0.5);
   CHECK(a.grad().equal(torch::tensor({0.5f, -0.2f, -0.5f})));
+}
+
+TEST_CASE("clipping the flat gradient buffer equals clipping each tensor", "[optimizers]") {
+  torch::manual_seed(3);
+  std::vector<torch::Tensor> params{torch::zeros({40, 30}, torch::requires_grad()),
+                                    torch::zeros({30}, torch::requires_grad()),
+                                    torch::zeros({10, 40}, torch::requires_grad())};
+  auto flat = htga::estimators::bind_flat_gradients(params);
+  flat.copy_(torch::randn({flat.numel()}) * 3);
+  const auto g0 = flat.clone();
+  // Per tensor, on copies.
+  std::vector<torch::Tensor> copies;
+  for (const auto& p : params) {
+    auto c = torch::zeros_like(p).requires_grad_(true);
+    c.mutable_grad() = p.grad().clone();
+    copies.push_back(c);
+  }
+  auto per = clip_grad_norm(copies, 2.0);
+  auto r = htga::optimizers::clip_flat_grad_norm(flat, 2.0);
+  CHECK(r.total_norm.item<double>() == Approx(per.total_norm.item<double>()).epsilon(1e-6));
+  CHECK(r.coef.item<double>() == Approx(per.coef.item<double>()).epsilon(1e-6));
+  for (size_t i = 0; i < params.size(); ++i) CHECK(params[i].grad().allclose(copies[i].grad(), 1e-6, 1e-7));
+  // With the sum of squares handed over (as the alpha_hat pass does): the same.
+  flat.copy_(g0);
+  auto given = htga::optimizers::clip_flat_grad_norm(flat, 2.0, g0.to(torch::kFloat64).pow(2).sum().item<double>());
+  CHECK(given.total_norm.item<double>() == Approx(per.total_norm.item<double>()).epsilon(1e-6));
+  CHECK(flat.allclose(torch::cat({copies[0].grad().reshape(-1), copies[1].grad(), copies[2].grad().reshape(-1)}), 1e-6,
+                      1e-7));
+  // Measure only.
+  flat.copy_(g0);
+  auto m = htga::optimizers::clip_flat_grad_norm(flat, 0.0);
+  CHECK(m.coef.item<double>() == 1.0);
+  CHECK(torch::equal(flat, g0));
 }

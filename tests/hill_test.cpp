@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 #include "estimators/noise.h"
 #include "samplers.h"
@@ -101,6 +102,37 @@ TEST_CASE("the one-pass EMA noise Hill equals Hill on g - m, and updates m like 
   with_nan[777] = std::numeric_limits<float>::quiet_NaN();
   auto m3 = torch::zeros({10000});
   CHECK(std::isnan(htga::estimators::hill_ema_noise(with_nan, m3, 0.9).item<float>()));
+}
+
+TEST_CASE("the fused pass: any thread count, the same estimate, mean and norm; a misjudged sample", "[estimators]") {
+  const int64_t n = 235146;  // the quick-start MLP's parameters: 15 blocks of the pass
+  auto run = [](const torch::Tensor& g, const torch::Tensor& m0, int threads) {
+    const int saved = at::get_num_threads();
+    at::set_num_threads(threads);
+    auto m = m0.clone();
+    htga::estimators::EmaHillExtras extras;
+    const float a = htga::estimators::hill_ema_noise(g, m, 0.9, 0, &extras).item<float>();
+    at::set_num_threads(saved);
+    REQUIRE(extras.has_sumsq);
+    CHECK(extras.sumsq == Approx(g.to(torch::kFloat64).pow(2).sum().item<double>()).epsilon(1e-6));
+    return std::make_tuple(a, m, extras.sumsq);
+  };
+  auto g = pareto(1.6, n, 11).to(torch::kFloat32);
+  auto m0 = pareto(1.6, n, 12).to(torch::kFloat32) * 0.3;
+  // A gradient whose large values sit exactly where the strided sample looks: the sample's
+  // threshold lets through too few, and the wider one too, so both extra passes run.
+  auto tricky = torch::randn({n}) * 1e-3;
+  tricky.index_put_({torch::arange(0, n, n / 4096)},
+                    pareto(1.3, (n + n / 4096 - 1) / (n / 4096), 5).to(torch::kFloat32));
+  for (const auto& [grad, mean] : {std::make_pair(g, m0), std::make_pair(tricky, torch::zeros({n}))}) {
+    const auto [a1, m1, s1] = run(grad, mean, 1);
+    CHECK(a1 == Approx(hill(grad - mean).item<double>()).epsilon(1e-5));
+    CHECK(m1.allclose(mean.lerp(grad, 0.1), 1e-6, 1e-7));
+    const auto [a4, m4, s4] = run(grad, mean, 4);  // blocks shared by 4 threads: bit for bit the same
+    CHECK(a4 == a1);
+    CHECK(torch::equal(m4, m1));
+    CHECK(s4 == s1);
+  }
 }
 
 TEST_CASE("Hill with an explicit k matches the reference formula", "[estimators]") {

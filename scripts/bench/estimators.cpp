@@ -2,6 +2,7 @@
 // 1. Cost per call of each estimator for n = 1e5, 1e6, 1e7 (float32, CPU).
 // 2. The quick-start MLP (784-256-128-10, batch 128): step time without alpha_hat, with the
 //    online global estimate every step, with layer scope, as the runner does them.
+// --threads N: intra-op threads (default: LibTorch's); --quick: fewer sizes and repetitions.
 // Prints one JSON object. Medians over repetitions.
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -10,8 +11,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "estimators/hill.h"
 #include "estimators/noise.h"
@@ -38,8 +41,13 @@ int main(int argc, char** argv) {
   namespace est = htga::estimators;
   torch::NoGradGuard no_grad;
   nlohmann::json out;
+  bool quick = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--quick") quick = true;
+    if (a == "--threads" && i + 1 < argc) at::set_num_threads(std::atoi(argv[++i]));
+  }
   out["threads"] = torch::get_num_threads();
-  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
   for (int64_t n : {100000L, 1000000L, 10000000L}) {
     if (quick && n > 1000000) continue;
     auto gen = at::detail::createCPUGenerator(1);
@@ -51,7 +59,8 @@ int main(int argc, char** argv) {
     out["estimator_ms"][std::to_string(n)] = row;
   }
 
-  // The quick-start MLP step, the runner's way.
+  // The quick-start MLP step, the runner's way: gradients in one flat buffer, zeroed and
+  // clipped there; with alpha_hat, the fused pass also gives the norm that clipping needs.
   torch::manual_seed(0);
   htga::models::Mlp model(784, std::vector<int64_t>{256, 128}, 10);
   auto params = model->parameters();
@@ -69,45 +78,41 @@ int main(int argc, char** argv) {
     layers.push_back({off, p.numel()});
     off += p.numel();
   }
-  enum Mode { kNone, kGlobal, kLayer, kGlobalCat };
+  std::vector<est::EmaHillExtras> extras(layers.size());
+  enum Mode { kNone, kGlobal, kLayer };
   auto step = [&](Mode mode) {
     torch::AutoGradMode enable(true);
-    sgd.zero_grad();
+    flat_grad.zero_();
     auto loss = torch::nn::functional::cross_entropy(model->forward(x), y);
     loss.backward();
     torch::Tensor alpha;
-    if (mode == kGlobal || mode == kLayer) {
+    std::optional<double> sumsq;
+    if (mode != kNone) {
       if (!noise.started()) {
         noise.update(flat_grad);
+      } else if (mode == kGlobal) {
+        alpha = est::hill_ema_noise(flat_grad, noise.mutable_mean(), 0.9, 0, &extras[0]);
+        if (extras[0].has_sumsq) sumsq = extras[0].sumsq;
       } else {
-        auto& m = noise.mutable_mean();
-        if (mode == kGlobal) {
-          alpha = est::hill_ema_noise(flat_grad, m, 0.9);
-        } else {
-          std::vector<torch::Tensor> a;
-          for (auto [o, len] : layers) {
-            auto mm = m.narrow(0, o, len);
-            a.push_back(est::hill_ema_noise(flat_grad.narrow(0, o, len), mm, 0.9));
-          }
-          alpha = torch::stack(a);
+        std::vector<torch::Tensor> a;
+        for (size_t i = 0; i < layers.size(); ++i) {
+          auto mm = noise.mutable_mean().narrow(0, layers[i].first, layers[i].second);
+          a.push_back(
+              est::hill_ema_noise(flat_grad.narrow(0, layers[i].first, layers[i].second), mm, 0.9, 0, &extras[i]));
         }
+        alpha = torch::stack(a);
       }
-    } else if (mode == kGlobalCat) {  // the walking skeleton's way: concatenate the gradients
-      std::vector<torch::Tensor> g;
-      for (auto& p : params) g.push_back(p.grad());
-      auto z = noise.observe(g);
-      if (z.defined()) alpha = est::hill(z);
     }
-    htga::optimizers::clip_grad_norm(params, 1.0);
+    htga::optimizers::clip_flat_grad_norm(flat_grad, 1.0, sumsq);
     sgd.step(lr);
     loss.item<float>();
   };
   // Modes interleaved step by step, so that drift in the machine's speed hits all alike.
-  const int reps = quick ? 100 : 600;
-  const Mode modes[] = {kNone, kGlobal, kLayer, kGlobalCat};
-  std::vector<std::vector<double>> times(4);
+  const int reps = quick ? 100 : 1000;
+  const Mode modes[] = {kNone, kGlobal, kLayer};
+  std::vector<std::vector<double>> times(3);
   for (int r = 0; r < reps + 5; ++r)
-    for (int m = 0; m < 4; ++m) {
+    for (int m = 0; m < 3; ++m) {
       auto t0 = Clock::now();
       step(modes[m]);
       if (r >= 5) times[m].push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
@@ -116,17 +121,15 @@ int main(int argc, char** argv) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
   };
-  const double none = median(times[0]), global = median(times[1]), layer = median(times[2]), cat = median(times[3]);
+  const double none = median(times[0]), global = median(times[1]), layer = median(times[2]);
   nlohmann::json mlp;
   mlp["parameters"] = n_params;
   mlp["hill_k"] = est::hill_default_k(n_params);
   mlp["step_ms_no_alpha"] = none;
   mlp["step_ms_global_alpha"] = global;
   mlp["step_ms_layer_alpha"] = layer;
-  mlp["step_ms_global_alpha_concatenating"] = cat;
   mlp["alpha_cost_global"] = global / none - 1;
   mlp["alpha_cost_layer"] = layer / none - 1;
-  mlp["alpha_cost_global_concatenating"] = cat / none - 1;
   auto z = torch::randn({n_params}, gen, torch::kFloat32);
   mlp["hill_ms_on_mlp_sized_vector"] = median_ms(reps, [&] { est::hill(z).item<float>(); });
   out["mlp"] = mlp;
