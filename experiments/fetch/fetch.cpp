@@ -112,7 +112,10 @@ Obtained obtain(const RemoteFile& f, const FetchOptions& o, const fs::path& stag
     got.source = source;
     return got;
   }
-  throw FetchError(got.name + ": " + join(errors, "; "));
+  const std::string kept = fs::exists(part) ? "; the partial download " + part + " resumes on the next try" : "";
+  throw FetchError(got.name + ": " + join(errors, "; ") + kept +
+                   "; the data root is unchanged: try again later, or fetch from a mirror with --mirror BASE "
+                   "(htga data list shows each file's source)");
 }
 
 /// Puts a verified download into the staging copy of the root: kept as it is, or unpacked.
@@ -174,7 +177,7 @@ void check_layout(const DatasetEntry& entry, const fs::path& work) {
 }
 
 /// The dataset present already: nothing to do when complete, an error when something else is there.
-bool present_already(const DatasetEntry& entry, const FetchOptions& o, std::ostream& err) {
+bool present_already(const DatasetEntry& entry, const FetchOptions& o) {
   const DatasetStatus s = dataset_status(entry, o.root);
   if (!s.present || o.force) return false;
   if (s.complete) return true;
@@ -182,11 +185,13 @@ bool present_already(const DatasetEntry& entry, const FetchOptions& o, std::ostr
                    "); move it away, or pass --force to replace it");
 }
 
-/// Removes what a failed fetch staged, keeping verified downloads and resumable `.part` files.
-void clean_up(const fs::path& staging, const fs::path& work) {
+/// Removes what a fetch staged, keeping verified downloads and resumable `.part` files, and the
+/// data root when this fetch made it and it stayed empty.
+void clean_up(const fs::path& staging, const fs::path& work, bool made_root) {
   std::error_code ec;
   fs::remove_all(work, ec);
   if (fs::is_directory(staging, ec) && fs::is_empty(staging, ec)) fs::remove(staging, ec);
+  if (made_root && fs::is_empty(staging.parent_path(), ec)) fs::remove(staging.parent_path(), ec);
 }
 
 }  // namespace
@@ -195,14 +200,17 @@ FetchResult fetch_dataset(const DatasetEntry& entry, const FetchOptions& o, std:
   if (!entry.not_fetchable.empty()) throw InputError(entry.not_fetchable);
   FetchResult result;
   result.path = (fs::path(o.root) / entry.folder).string();
-  if (present_already(entry, o, err)) {
+  if (present_already(entry, o)) {
     result.already_present = true;
     return result;
   }
   if (!o.checksum_override.empty() && !o.mirror.empty())
     err << "htga: WARNING: " << kChecksumsOverrideEnv << " is set: files named there are checked against its "
         << "checksums, NOT the published ones (for tests only)\n";
+  else if (!o.checksum_override.empty())
+    err << "htga: warning: " << kChecksumsOverrideEnv << " ignored: it applies only with --mirror\n";
   const fs::path root(o.root), staging = root / kStagingDir, work = staging / (entry.name + ".unpack");
+  const bool made_root = !fs::exists(root);
   std::vector<Obtained> got;
   try {
     fs::create_directories(staging);
@@ -218,14 +226,14 @@ FetchResult fetch_dataset(const DatasetEntry& entry, const FetchOptions& o, std:
     write_manifest(entry, work / entry.folder, got);
     move_into_place(entry, work, root, staging);
   } catch (const fs::filesystem_error& e) {
-    clean_up(staging, work);
+    clean_up(staging, work, made_root);
     throw FetchError(entry.name + ": " + e.what());
   } catch (...) {
-    clean_up(staging, work);
+    clean_up(staging, work, made_root);
     throw;
   }
   for (const Obtained& g : got) fs::remove(g.path);
-  clean_up(staging, work);
+  clean_up(staging, work, made_root);
   return result;
 }
 

@@ -318,8 +318,13 @@ TEST_CASE("a 404: a clear error naming the URL, data/ as it was", "[fetch]") {
   } catch (const FetchError& e) {
     const std::string what = e.what();
     CHECK(what.find(server.url() + "/cifar-10-binary.tar.gz: HTTP 404") != std::string::npos);
+    CHECK(what.find("the data root is unchanged") != std::string::npos);
+    CHECK(what.find("--mirror") != std::string::npos);
   }
   CHECK(snapshot(root).empty());
+  // A data root that did not exist does not exist after a failure either.
+  CHECK_THROWS_AS(fetch_dataset(entry, options_for(dir.file("new-root"), server.url()), err), FetchError);
+  CHECK_FALSE(fs::exists(dir.file("new-root")));
 }
 
 TEST_CASE("a connection dropped halfway: the download resumes with Range and completes", "[fetch]") {
@@ -505,4 +510,22 @@ TEST_CASE("htga data list and verify (the CLI's functions)", "[fetch]") {
   std::ostringstream missing;
   CHECK(htga::cli::run_data_verify({"mnist"}, root.string(), missing) == 1);
   CHECK_THROWS_AS(htga::cli::run_data_verify({"nope"}, root.string(), missing), htga::InputError);
+}
+
+TEST_CASE("a file with no published checksum is kept, announced and recorded as unverified", "[fetch]") {
+  TempDir dir("fetch-unverified");
+  const fs::path mirror = dir.file("mirror"), root = dir.file("data");
+  make_archive(mirror / "cifar-10-binary.tar.gz", cifar10_files(), false);
+  DatasetEntry entry = find_dataset("cifar10");
+  entry.files[0].checksums.clear();
+  entry.files[0].unknown_reason = "none published (a test)";
+  std::ostringstream err;
+  const FetchResult r = fetch_dataset(entry, options_for(root, mirror.string()), err);
+  CHECK(r.unverified == std::vector<std::string>{"cifar-10-binary.tar.gz"});
+  CHECK(err.str().find("no published checksum (none published (a test)); kept unverified, sha256 ") !=
+        std::string::npos);
+  const VerifyResult v = verify_dataset(entry, root.string());
+  CHECK(v.good());
+  REQUIRE_FALSE(v.notes.empty());
+  CHECK(v.notes.front().find("cifar-10-binary.tar.gz was fetched unverified") != std::string::npos);
 }
