@@ -12,6 +12,7 @@
 #include <iostream>
 #include <stdexcept>
 
+#include "cli/cmd_data.h"
 #include "cli/commands.h"
 #include "experiments/error.h"
 #include "experiments/stop.h"
@@ -78,6 +79,7 @@ int main(int argc, char** argv) {
   htga::cli::setup_estimate(app, exit_code);
   htga::cli::setup_merge(app, exit_code);
   htga::cli::setup_runs(app, exit_code);
+  htga::cli::setup_data(app, exit_code);
   try {
     reject_unknown_command(app, argc, argv);
     app.parse(argc, argv);
