@@ -8,6 +8,9 @@
 #include <memory>
 #include <ostream>
 
+#include "experiments/error.h"
+#include "experiments/stop.h"
+
 namespace htga::fetch {
 
 namespace fs = std::filesystem;
@@ -48,6 +51,7 @@ size_t write_body(char* data, size_t size, size_t count, void* user) {
 }
 
 struct Progress {
+  bool show = false;  // draw the bar (stderr is a terminal)
   std::ostream* err = nullptr;
   std::string label;
   int64_t offset = 0;
@@ -55,11 +59,22 @@ struct Progress {
 };
 
 int show_progress(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_off_t) {
+  if (experiments::stop_requested()) return 1;  // Ctrl-C: curl stops with CURLE_ABORTED_BY_CALLBACK
   auto* p = static_cast<Progress*>(user);
   const auto t = std::chrono::steady_clock::now();
+  const double done = static_cast<double>(p->offset + now) / 1e6;
+  if (!p->show) {  // not a terminal (a log): a line every 30 s of a long download
+    if (t - p->last < std::chrono::seconds(30)) return 0;
+    p->last = t;
+    if (total > 0)
+      *p->err << "  " << p->label << ": " << static_cast<int64_t>(done) << " of "
+              << static_cast<int64_t>(static_cast<double>(p->offset + total) / 1e6) << " MB" << std::endl;
+    else
+      *p->err << "  " << p->label << ": " << static_cast<int64_t>(done) << " MB" << std::endl;
+    return 0;
+  }
   if (t - p->last < std::chrono::milliseconds(200) && !(total > 0 && now == total)) return 0;
   p->last = t;
-  const double done = static_cast<double>(p->offset + now) / 1e6;
   char line[160];
   if (total > 0) {
     const double all = static_cast<double>(p->offset + total) / 1e6;
@@ -91,7 +106,7 @@ void transfer_once(CURL* curl, const std::string& url, const std::string& part, 
   sink.curl = curl;
   sink.path = part;
   sink.offset = size_of(part);
-  Progress progress{&err, o.label, sink.offset, {}};
+  Progress progress{o.progress, &err, o.label, sink.offset, std::chrono::steady_clock::now()};
   char message[CURL_ERROR_SIZE] = "";
   curl_easy_reset(curl);
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
@@ -105,17 +120,18 @@ void transfer_once(CURL* curl, const std::string& url, const std::string& part, 
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_body);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(curl, CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(sink.offset));
-  if (o.progress) {
-    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, show_progress);
-    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &progress);
-  }
+  // Called about once a second, shown or not: a stop request aborts the transfer.
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, show_progress);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &progress);
   const CURLcode code = curl_easy_perform(curl);
   if (sink.file) std::fclose(sink.file);
   if (o.progress) err << "\n";
   long status = sink.status;
   if (!sink.decided) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
   if (!sink.error.empty()) throw DownloadError(sink.error, false);
+  if (code == CURLE_ABORTED_BY_CALLBACK && experiments::stop_requested())
+    throw Interrupted(url + ": interrupted; the partial download " + part + " resumes on the next fetch");
   if (status == 416 && sink.offset > 0) {  // the part is as long as the file, or longer: start again
     fs::remove(part);
     throw DownloadError(url + ": HTTP 416 on resume; restarting", true);

@@ -113,9 +113,11 @@ Obtained obtain(const RemoteFile& f, const FetchOptions& o, const fs::path& stag
     return got;
   }
   const std::string kept = fs::exists(part) ? "; the partial download " + part + " resumes on the next try" : "";
-  throw FetchError(got.name + ": " + join(errors, "; ") + kept +
-                   "; the data root is unchanged: try again later, or fetch from a mirror with --mirror BASE "
-                   "(htga data list shows each file's source)");
+  const std::string what_now =
+      o.mirror.empty() ? "try again later, or fetch from a mirror with --mirror BASE (htga data list shows "
+                         "each file's source)"
+                       : "check that the mirror " + o.mirror + " holds " + got.name + ", or fetch without --mirror";
+  throw FetchError(got.name + ": " + join(errors, "; ") + kept + "; the data root is unchanged: " + what_now);
 }
 
 /// Puts a verified download into the staging copy of the root: kept as it is, or unpacked.
@@ -176,6 +178,20 @@ void check_layout(const DatasetEntry& entry, const fs::path& work) {
                        "; the official distribution may have changed: please report it");
 }
 
+/// The data root must be a folder, or a path whose nearest existing folder this process may write.
+void check_root(const fs::path& root) {
+  std::error_code ec;
+  if (fs::exists(root, ec) && !fs::is_directory(root, ec))
+    throw InputError(root.string() + ": not a folder (the data root, --root)");
+  fs::path p = fs::absolute(root, ec);
+  while (!p.empty() && p != p.parent_path() && !fs::exists(p, ec)) p = p.parent_path();
+  if (!fs::is_directory(p, ec))
+    throw InputError(root.string() + ": cannot be made: " + p.string() + " is not a folder (the data root, --root)");
+  if (::access(p.c_str(), W_OK) != 0)
+    throw InputError(root.string() + ": cannot write there: " + p.string() +
+                     " is not writable (the data root, --root)");
+}
+
 /// The dataset present already: nothing to do when complete, an error when something else is there.
 bool present_already(const DatasetEntry& entry, const FetchOptions& o) {
   const DatasetStatus s = dataset_status(entry, o.root);
@@ -198,6 +214,7 @@ void clean_up(const fs::path& staging, const fs::path& work, bool made_root) {
 
 FetchResult fetch_dataset(const DatasetEntry& entry, const FetchOptions& o, std::ostream& err) {
   if (!entry.not_fetchable.empty()) throw InputError(entry.not_fetchable);
+  check_root(o.root);
   FetchResult result;
   result.path = (fs::path(o.root) / entry.folder).string();
   if (present_already(entry, o)) {

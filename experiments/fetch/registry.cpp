@@ -252,8 +252,9 @@ DatasetEntry imagenet() {
       "ImageNet cannot be downloaded without an account. Sign in at https://image-net.org/download.php, "
       "accept the terms and download ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar (with the devkit's "
       "validation labels). Unpack them as data/imagenet/train/<wnid>/*.JPEG and data/imagenet/val/<wnid>/*.JPEG "
-      "(the image-folder layout), then read it with {\"name\": \"image-folder\", \"path\": \"data/imagenet\"} "
-      "or turn it into a packed file with `htga pack`.";
+      "(the image-folder layout), then read it with {\"name\": \"image-folder\", \"path\": \"data/imagenet\"}. "
+      "The image-folder reader holds the decoded images in memory, which at ImageNet's size only a subset fits; "
+      "packed files streamed from disk (`htga pack`) are not in this version yet.";
   d.loaders = {"image-folder"};
   d.expected = {"imagenet/train", "imagenet/val"};
   return d;

@@ -27,6 +27,7 @@
 #include "experiments/fetch/hash.h"
 #include "experiments/fetch/unpack.h"
 #include "experiments/registry.h"
+#include "experiments/stop.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -342,6 +343,24 @@ TEST_CASE("a connection dropped halfway: the download resumes with Range and com
   CHECK(log.find("/drop/cifar-10-binary.tar.gz -") != std::string::npos);
   CHECK(log.find("/drop/cifar-10-binary.tar.gz bytes=") != std::string::npos);
   CHECK(err.str().find("resuming from byte") != std::string::npos);
+}
+
+TEST_CASE("Ctrl-C during a download: Interrupted, the data root unchanged", "[fetch]") {
+  TempDir dir("fetch-stop");
+  const fs::path served = dir.file("served"), root = dir.file("data");
+  make_archive(served / "cifar-10-binary.tar.gz", cifar10_files(), false);
+  HttpServer server(served, dir.file("."));
+  const DatasetEntry entry = with_test_checksums("cifar10", served);
+  fs::create_directories(root);
+  std::ostringstream err;
+  htga::experiments::request_stop();  // as the SIGINT handler does
+  CHECK_THROWS_WITH(fetch_dataset(entry, options_for(root, server.url()), err),
+                    Catch::Contains("interrupted") && Catch::Contains("resumes on the next fetch"));
+  htga::experiments::reset_stop();
+  CHECK_FALSE(fs::exists(root / "cifar-10-batches-bin"));
+  // The next fetch completes.
+  fetch_dataset(entry, options_for(root, server.url()), err);
+  CHECK(fs::exists(root / "cifar-10-batches-bin/test_batch.bin"));
 }
 
 TEST_CASE("a dropped download with no retries left keeps its .part, and the next fetch resumes it", "[fetch]") {
