@@ -173,11 +173,11 @@ BlockResult fused_pass(const float* g, float* m, int64_t n, float w, float t) {
   return all;
 }
 
-/// A sample of |g - m| to choose thresholds from: 4096 values in 512 runs of 8 spread evenly
-/// over the vector (a run shares a cache line or two, so the sample costs 1/8 of the cache
-/// misses of 4096 scattered values).
+/// A sample of |g - m| to choose thresholds from: 4096 values in 256 runs of 16 spread evenly
+/// over the vector (a run is one cache line of g and one of m, so the sample costs 1/16 of the
+/// cache misses of 4096 scattered values; the runs still cover every layer).
 std::vector<float> sample_of(const float* pg, const float* pm, int64_t n) {
-  constexpr int64_t kRuns = 512, kRun = 8;
+  constexpr int64_t kRuns = 256, kRun = 16;
   std::vector<float> sample;
   sample.reserve(kRuns * kRun);
   if (n <= kRuns * kRun) {
@@ -208,9 +208,22 @@ double hill_of_candidates(const std::vector<float>& top, int64_t k) {
   std::vector<float> order(top);
   std::nth_element(order.begin(), order.begin() + k, order.end(), std::greater<float>());
   const double xk1 = order[k];
-  double sum_log = 0;
-  for (float v : top)
-    if (v > xk1) sum_log += std::log(v / xk1);
+  // The sum of logs as logs of products of up to 16 ratios: one log per 16 values. A ratio of
+  // floats is at most about 2.4e83, so a product is logged before it passes 1e200 and can
+  // never overflow.
+  double sum_log = 0, product = 1;
+  int in_product = 0;
+  for (float v : top) {
+    if (!(v > xk1)) continue;
+    if (in_product == 16 || product > 1e200) {
+      sum_log += std::log(product);
+      product = 1;
+      in_product = 0;
+    }
+    product *= v / xk1;
+    ++in_product;
+  }
+  sum_log += std::log(product);
   return static_cast<double>(k) / sum_log;
 }
 
