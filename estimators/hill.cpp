@@ -70,7 +70,8 @@ torch::Tensor hill(const torch::Tensor& x, int64_t k) {
   if (k <= 0) k = hill_default_k(n);
   const bool cpu_float =
       x.device().is_cpu() && (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kFloat64);
-  if (!cpu_float || k < 1 || k + 1 > n) return hill_topk(x, k);
+  // Elsewhere (a GPU) without a sort: about the cost of two reductions, and graph-safe.
+  if (!cpu_float || k < 1 || k + 1 > n) return x.device().is_cpu() ? hill_topk(x, k) : hill_radix(x, k);
   auto c = x.detach().contiguous();
   double a = 0;
   if (c.scalar_type() == torch::kFloat32) {
@@ -270,6 +271,51 @@ torch::Tensor hill_ema_noise(const torch::Tensor& g, torch::Tensor& mean, double
   if (r.bad || static_cast<int64_t>(r.top.size()) < need) return torch::full({}, nan, opts);
   const double a = hill_of_candidates(r.top, k);
   return torch::full({}, std::isfinite(a) && a > 0 ? static_cast<float>(a) : nan, opts);
+}
+
+namespace {
+
+/// Given a histogram of `bins` bins, counts the values from the top: the bin (0-dim int64)
+/// holding the value of rank `rank` (1-based from the largest, a 0-dim int64 tensor) and that
+/// value's rank within its bin.
+std::pair<torch::Tensor, torch::Tensor> bin_of_rank(const torch::Tensor& hist, const torch::Tensor& rank) {
+  const int64_t bins = hist.numel();
+  auto from_top = hist.flip(0).cumsum(0).flip(0);  // from_top[b]: values in bins b and above
+  auto bin = (from_top >= rank).sum() - 1;         // the last bin whose count from the top reaches the rank
+  auto padded = torch::cat({from_top, torch::zeros({1}, from_top.options())});
+  auto above = padded.index_select(0, (bin + 1).clamp_max(bins).reshape({1})).reshape({});
+  return {bin, rank - above};
+}
+
+}  // namespace
+
+torch::Tensor hill_radix(const torch::Tensor& x, int64_t k) {
+  const int64_t n = x.numel();
+  if (k <= 0) k = hill_default_k(n);
+  if (x.scalar_type() == torch::kFloat64) return hill_topk(x, k);
+  auto opts = x.options().dtype(torch::kFloat32);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  if (k < 1 || k + 1 > n) return torch::full({}, nan, opts);
+  auto mags = x.detach().reshape({-1}).to(torch::kFloat32).abs();
+  auto bits = mags.view(torch::kInt32);  // sign bit clear: 0 .. 0x7fffffff, ordered like the values
+  auto count_opts = mags.options().dtype(torch::kInt64);
+  auto ones = torch::ones({n}, count_opts);
+  auto rank = torch::full({}, k + 1, count_opts);
+  // High 16 bits: 32768 bins (bit 31 is clear).
+  auto high = bits.bitwise_right_shift(16).to(torch::kInt64);
+  auto [bin, rank_in_bin] = bin_of_rank(torch::zeros({32768}, count_opts).scatter_add_(0, high, ones), rank);
+  // Low 16 bits of the values in that bin; the others go to a 65537th bin, dropped.
+  auto low = bits.bitwise_and(0xffff).to(torch::kInt64);
+  auto in_bin = torch::where(high.eq(bin), low, torch::full({}, 65536, count_opts));
+  auto hist = torch::zeros({65537}, count_opts).scatter_add_(0, in_bin, ones).narrow(0, 0, 65536);
+  auto [sub, unused] = bin_of_rank(hist, rank_in_bin);
+  auto xk1 = (bin * 65536 + sub).to(torch::kInt32).reshape({1}).view(torch::kFloat32).reshape({});
+  // Over the values above X(k+1): at most k of them; ties at X(k+1) add log 1 = 0 either way.
+  // NaN is not <= X(k+1), so it poisons the sum as it does topk's.
+  auto terms = torch::where(mags.le(xk1), torch::zeros({}, opts), (mags / xk1).log());
+  auto alpha = (static_cast<double>(k) / terms.sum()).to(torch::kFloat32);
+  auto defined = torch::isfinite(alpha) & (alpha > 0);
+  return torch::where(defined, alpha, torch::full({}, nan, opts));
 }
 
 torch::Tensor hill_topk(const torch::Tensor& x, int64_t k) {

@@ -18,7 +18,7 @@ int64_t hill_default_k(int64_t n);
 /// synchronising with the host. The result is NaN when it is undefined: fewer than k + 1
 /// values, X(k+1) = 0 (too many zeros), all top values equal, or non-finite input.
 /// On the CPU the order statistics are found by a threshold pass instead of topk (same
-/// values, about 5x cheaper on gradient-sized vectors); elsewhere hill_topk runs.
+/// values, about 5x cheaper on gradient-sized vectors); elsewhere hill_radix runs.
 torch::Tensor hill(const torch::Tensor& x, int64_t k = 0);
 
 /// hill(a - b, k) without storing a - b on the CPU (float32, contiguous); otherwise exactly
@@ -43,5 +43,15 @@ torch::Tensor hill_ema_noise(const torch::Tensor& g, torch::Tensor& mean, double
 
 /// The topk formulation of hill(), on any device without host synchronisation.
 torch::Tensor hill_topk(const torch::Tensor& x, int64_t k = 0);
+
+/// hill() without a sort, for GPUs and CUDA graphs: X(k+1) is found by a radix select on the
+/// bit patterns of |x| as float32 (for non-negative floats they order like the values, NaN
+/// above infinity): a histogram of the high 16 bits finds the bin that holds the (k+1)-th
+/// largest, a histogram of the low 16 bits within that bin finds the value, then one reduction
+/// sums log(X(i) / X(k+1)) over the values above it. The same order statistic as topk (so the
+/// same estimate up to the order of a float sum), in tensor operations of fixed shapes with no
+/// host synchronisation (scatter_add_, not bincount, which reads its maximum back). float64
+/// input goes to hill_topk.
+torch::Tensor hill_radix(const torch::Tensor& x, int64_t k = 0);
 
 }  // namespace htga::estimators

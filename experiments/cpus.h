@@ -24,6 +24,10 @@ struct CpuBudget {
 CpuBudget cpu_budget(const std::string& proc_root = "/proc", const std::string& cgroup_root = "/sys/fs/cgroup",
                      int affinity = 0);
 
+/// Set (to "1") beside OMP_NUM_THREADS when htga itself set that variable (cli/main.cpp, as it
+/// restarts for OpenBLAS): the count is then the CPU budget's, not the user's choice.
+constexpr const char* kOmpSetByHtga = "HTGA_OMP_NUM_THREADS_FROM_CPUS";
+
 struct ThreadPlan {
   int total = 1;     // intra-op threads of the whole process
   int per_cell = 1;  // intra-op threads of each of the cells trained at once

@@ -137,7 +137,8 @@ class KeepThreads {
 /// threads stay at one: cells train on threads of their own, and htga forks no inter-op work,
 /// so a pool beside them would only compete for the CPUs.
 ThreadsChosen use_threads(const GridRun& g, int jobs) {
-  const ThreadPlan plan = plan_threads(g.options.threads, jobs, std::getenv("OMP_NUM_THREADS"), cpu_budget());
+  const char* omp = std::getenv(kOmpSetByHtga) ? nullptr : std::getenv("OMP_NUM_THREADS");  // the user's only
+  const ThreadPlan plan = plan_threads(g.options.threads, jobs, omp, cpu_budget());
   static std::once_flag interop_once;
   std::call_once(interop_once, [] {
     try {

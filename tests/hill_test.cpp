@@ -135,6 +135,45 @@ TEST_CASE("the fused pass: any thread count, the same estimate, mean and norm; a
   }
 }
 
+TEST_CASE("the sort-free radix Hill finds topk's order statistic on every input", "[estimators]") {
+  using htga::estimators::hill_radix;
+  using htga::estimators::hill_topk;
+  auto same = [](const torch::Tensor& x, int64_t k) {
+    const float r = hill_radix(x, k).item<float>(), t = hill_topk(x, k).item<float>();
+    INFO("n " << x.numel() << " k " << k << " radix " << r << " topk " << t);
+    if (std::isnan(t)) {
+      CHECK(std::isnan(r));
+    } else {
+      CHECK(r == Approx(t).epsilon(2e-6));
+    }
+  };
+  for (int64_t n : {2, 3, 50, 1000, 235146})
+    for (double a : {0.8, 1.5, 3.0}) {
+      auto x = pareto(a, n, 7 + n).to(torch::kFloat32);
+      x.narrow(0, 0, n / 2).neg_();  // signs do not matter
+      for (int64_t k : {int64_t{0}, int64_t{1}, n / 3, n - 1}) same(x, k);
+    }
+  // Values that share their high 16 bits (the second histogram decides), ties at X(k+1), zeros,
+  // a zero X(k+1), subnormals, infinities, NaN, half precision.
+  auto close = 1.0f + torch::arange(0, 5000, torch::kFloat32) * 1e-7f;
+  same(close, 100);
+  same(torch::cat({torch::full({300}, 2.5f), pareto(2.0, 3000, 3).to(torch::kFloat32)}), 50);
+  same(torch::cat({torch::zeros({5000}), pareto(2.0, 40, 4).to(torch::kFloat32)}), 20);
+  same(torch::cat({torch::zeros({5000}), pareto(2.0, 40, 4).to(torch::kFloat32)}), 100);
+  same(pareto(1.2, 2000, 5).to(torch::kFloat32) * 1e-40f, 30);
+  auto with_inf = pareto(1.5, 1000, 6).to(torch::kFloat32);
+  with_inf[3] = std::numeric_limits<float>::infinity();
+  same(with_inf, 30);
+  auto with_nan = pareto(1.5, 1000, 8).to(torch::kFloat32);
+  with_nan[5] = std::numeric_limits<float>::quiet_NaN();
+  same(with_nan, 30);
+  CHECK(std::isnan(hill_radix(with_nan, 30).item<float>()));
+  auto half = pareto(1.5, 4000, 9).to(torch::kFloat16);
+  same(half.to(torch::kFloat32), 60);
+  CHECK(hill_radix(half, 60).item<float>() == Approx(hill_topk(half.to(torch::kFloat32), 60).item<float>()));
+  same(torch::ones({10}), 3);  // all equal: undefined
+}
+
 TEST_CASE("Hill with an explicit k matches the reference formula", "[estimators]") {
   auto x = pareto(1.2, 5000, 3);
   for (int64_t k : {1, 10, 100, 4999}) CHECK(hill(x, k).item<double>() == Approx(hill_reference(x, k)).epsilon(1e-3));
