@@ -61,6 +61,22 @@ torch::Tensor bind_flat_gradients(const std::vector<torch::Tensor>& params) {
   return flat;
 }
 
+torch::Tensor bind_flat_parameters(const std::vector<torch::Tensor>& params) {
+  if (params.empty()) return {};
+  int64_t total = 0;
+  for (const auto& p : params) total += p.numel();
+  auto flat = torch::empty({total}, params.front().options().requires_grad(false));
+  torch::NoGradGuard no_grad;
+  int64_t offset = 0;
+  for (auto p : params) {
+    auto view = flat.narrow(0, offset, p.numel()).view(p.sizes());
+    view.copy_(p.detach());
+    p.set_data(view);
+    offset += p.numel();
+  }
+  return flat;
+}
+
 Subsample::Subsample(int64_t n, int64_t m, uint64_t seed, const torch::Device& device) : n_(n), all_(m <= 0 || m >= n) {
   if (all_) return;
   auto gen = at::detail::createCPUGenerator(seed);

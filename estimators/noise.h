@@ -49,6 +49,12 @@ torch::Tensor flatten_all(const std::vector<torch::Tensor>& tensors);
 /// reset to undefined) for the views to stay bound.
 torch::Tensor bind_flat_gradients(const std::vector<torch::Tensor>& params);
 
+/// Moves the parameters' values into one flat buffer and makes each parameter a view of it
+/// (its data, not its identity: modules and autograd see the same parameters). Optimizers can
+/// then update every parameter with a few kernels over the buffer (Optimizer::use_flat).
+/// Copies into a parameter (checkpoints) keep the view; replacing its data would not.
+torch::Tensor bind_flat_parameters(const std::vector<torch::Tensor>& params);
+
 /// A fixed random subset of m of n coordinates (reproducible by seed), to bound the cost of
 /// estimating on large models.
 class Subsample {

@@ -35,6 +35,7 @@ struct Trainer::Objects {
   torch::nn::Module* module = nullptr;
   std::unique_ptr<Task> task;
   std::vector<torch::Tensor> params;
+  torch::Tensor flat_params;  // every parameter is a view of it
   std::unique_ptr<optimizers::Optimizer> optimizer;
   std::optional<optimizers::HtgaController> controller;
   torch::Tensor flat_grad;
@@ -62,6 +63,9 @@ Trainer::Trainer(const CellSettings& settings, const data::Dataset& dataset, con
   m.module = m.model.ptr().get();
   m.module->to(device_);
   m.params = m.module->parameters();
+  // Parameters and gradients live in flat buffers: the optimizer updates all of them in a few
+  // kernels, and the estimator reads the gradient without a copy.
+  m.flat_params = estimators::bind_flat_parameters(m.params);
   m.optimizer = make_optimizer(s_.optimizer, m.params);
   if (s_.optimizer.htga) {
     try {
@@ -71,8 +75,8 @@ Trainer::Trainer(const CellSettings& settings, const data::Dataset& dataset, con
       throw InputError(s_.label + ": " + e.what());
     }
   }
-  // Gradients live in one flat buffer, so the estimator reads them without a copy.
   m.flat_grad = estimators::bind_flat_gradients(m.params);
+  m.optimizer->use_flat(m.flat_params, m.flat_grad);
   m.monitor = std::make_unique<AlphaMonitor>(s_.train.alpha, m.params, m.flat_grad, s_.seed);
   if (s_.train.alpha.scope == Scope::kLayer) {
     std::vector<storage::LayerInfo> layers;

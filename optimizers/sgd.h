@@ -24,6 +24,13 @@ class Optimizer {
   void zero_grad();
   const std::vector<torch::Tensor>& params() const { return params_; }
 
+  /// Declares that the parameters are, in order, views of `flat_params` and their gradients
+  /// views of `flat_grads` (estimators::bind_flat_parameters and bind_flat_gradients). A step
+  /// with one rate (a 0-dim lr) then runs as a few kernels over the whole buffer instead of a
+  /// few per tensor, with the same values element by element; the optimizer's state lives in
+  /// flat buffers too. Call before the first step.
+  void use_flat(torch::Tensor flat_params, torch::Tensor flat_grads);
+
   /// The optimizer's state as tensors (for checkpoints; torch::save can write the vector), and
   /// its restoration: a restored optimizer continues bit for bit like the one saved.
   virtual std::vector<torch::Tensor> state() const = 0;
@@ -32,8 +39,17 @@ class Optimizer {
  protected:
   /// The rate of parameter i.
   static torch::Tensor rate_of(const torch::Tensor& lr, size_t i) { return lr.dim() == 0 ? lr : lr[i]; }
+  /// Whether this step runs over the flat buffers.
+  bool flat_step(const torch::Tensor& lr) const { return flat_p_.defined() && lr.dim() == 0; }
+  /// Views of `flat` shaped as each parameter.
+  std::vector<torch::Tensor> views_of(const torch::Tensor& flat) const;
+  /// A state buffer as flat as the parameters, its per-parameter views in `views`, loaded from
+  /// `state` (per parameter; empty tensors: not created yet, then neither is the buffer).
+  torch::Tensor load_flat(const std::vector<torch::Tensor>& state, size_t first, size_t stride,
+                          std::vector<torch::Tensor>& views) const;
 
   std::vector<torch::Tensor> params_;
+  torch::Tensor flat_p_, flat_g_;  // use_flat's buffers (undefined: per tensor)
 };
 
 struct SgdOptions {
@@ -55,8 +71,11 @@ class Sgd : public Optimizer {
   void load_state(const std::vector<torch::Tensor>& state) override;
 
  private:
+  void flat_update(const torch::Tensor& lr);
+
   SgdOptions options_;
   std::vector<torch::Tensor> buffers_;  // momentum buffers (undefined until the first step)
+  torch::Tensor flat_buffer_;           // flat mode: the momentum buffers' storage
 };
 
 struct AdamOptions {
@@ -79,9 +98,12 @@ class Adam : public Optimizer {
   void load_state(const std::vector<torch::Tensor>& state) override;
 
  private:
+  void flat_update(const torch::Tensor& lr, double bc1, double bc2);
+
   AdamOptions options_;
   int64_t t_ = 0;
   std::vector<torch::Tensor> m_, v_;
+  torch::Tensor flat_m_, flat_v_;  // flat mode: the moments' storage
 };
 
 }  // namespace htga::optimizers

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
+#include "estimators/noise.h"
 #include "optimizers/sgd.h"
 
 using namespace htga::optimizers;
@@ -135,4 +136,104 @@ TEST_CASE("invalid optimizer options are refused", "[optimizers]") {
   AdamOptions o;
   o.beta2 = 1.0;
   CHECK_THROWS_AS(Adam({x}, o), std::invalid_argument);
+}
+
+namespace {
+
+/// Float32 parameters of three shapes (copies of one draw), optionally bound to flat buffers.
+struct Params {
+  std::vector<torch::Tensor> p;
+  torch::Tensor flat_p, flat_g;
+  explicit Params(bool flat) {
+    torch::manual_seed(7);
+    p = {torch::randn({6, 4}).requires_grad_(), torch::randn({4}).requires_grad_(),
+         torch::randn({3, 2, 2}).requires_grad_()};
+    if (!flat) return;
+    flat_p = htga::estimators::bind_flat_parameters(p);
+    flat_g = htga::estimators::bind_flat_gradients(p);
+  }
+  /// The gradient of step t, a fixed function of the weights, written into the bound gradients.
+  void set_grads(int t) {
+    torch::NoGradGuard no_grad;
+    for (auto& q : p) {
+      auto g = torch::sin(q.detach() * (t + 1)) + 0.1 * (t % 3);
+      if (flat_g.defined())
+        q.mutable_grad().copy_(g);
+      else
+        q.mutable_grad() = g;
+    }
+  }
+};
+
+std::unique_ptr<Optimizer> make(int kind, const std::vector<torch::Tensor>& p) {
+  AdamOptions a;
+  a.weight_decay = 0.05;
+  switch (kind) {
+    case 0:
+      return std::make_unique<Sgd>(p);
+    case 1:
+      return std::make_unique<Sgd>(p, SgdOptions{0.01, 0.9, false});
+    case 2:
+      return std::make_unique<Sgd>(p, SgdOptions{0.0, 0.5, true});
+    case 3:
+      return std::make_unique<Adam>(p, a);
+    default:
+      a.decoupled = true;
+      return std::make_unique<Adam>(p, a);
+  }
+}
+
+double worst(const Params& a, const Params& b) {
+  double w = 0;
+  for (size_t i = 0; i < a.p.size(); ++i) w = std::max(w, (a.p[i] - b.p[i]).abs().max().item<double>());
+  return w;
+}
+
+}  // namespace
+
+TEST_CASE("flat updates equal the per-tensor ones step by step; their state round-trips", "[optimizers]") {
+  const auto lr = torch::tensor(0.05f);
+  for (int kind = 0; kind < 5; ++kind) {
+    INFO("optimizer " << kind);
+    Params per(false), flat(true);
+    auto a = make(kind, per.p), b = make(kind, flat.p);
+    b->use_flat(flat.flat_p, flat.flat_g);
+    for (int t = 0; t < 6; ++t) {
+      per.set_grads(t);
+      flat.set_grads(t);
+      a->step(lr);
+      b->step(lr);
+    }
+    CHECK(worst(per, flat) < 1e-6);
+    // The parameters are still views of the flat buffer, and the state reads as per tensor.
+    CHECK(flat.p[0].data_ptr() == flat.flat_p.data_ptr());
+    const auto saved = b->state();
+    REQUIRE(saved.size() == a->state().size());
+    // A fresh flat optimizer loads either's state and goes on like both.
+    for (const auto& state : {saved, a->state()}) {
+      Params resumed(true);
+      {
+        torch::NoGradGuard no_grad;
+        resumed.flat_p.copy_(flat.flat_p);
+      }
+      auto c = make(kind, resumed.p);
+      c->use_flat(resumed.flat_p, resumed.flat_g);
+      c->load_state(state);
+      Params cont(true);
+      {
+        torch::NoGradGuard no_grad;
+        cont.flat_p.copy_(flat.flat_p);
+      }
+      auto d = make(kind, cont.p);
+      d->use_flat(cont.flat_p, cont.flat_g);
+      d->load_state(saved);
+      for (int t = 6; t < 9; ++t) {
+        resumed.set_grads(t);
+        cont.set_grads(t);
+        c->step(lr);
+        d->step(lr);
+      }
+      CHECK(worst(resumed, cont) < 1e-6);
+    }
+  }
 }
