@@ -193,7 +193,7 @@ RunSummary run_grid(const RunOptions& options, Progress& progress) {
   const ThreadsChosen threads = use_threads(g, jobs);
   g.threads_per_cell = threads.per_cell;
   load_datasets(g, todo, db_dir.string());
-  progress.threads_chosen(threads);  // after the datasets: bad input stays a one-line error
+  if (!todo.empty()) progress.threads_chosen(threads);  // after the datasets: bad input stays one line
   g.writer = std::make_unique<storage::Writer>(std::make_unique<storage::Store>(options.db_path));
   g.host = host_name();
   g.pid = getpid();
