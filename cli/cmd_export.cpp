@@ -285,6 +285,9 @@ void setup_export(CLI::App& app, int& exit_code) {
       sub->add_option("--select", opts->analysis.select, "best or all")
           ->check(CLI::IsMember({"best", "all"}))
           ->capture_default_str();
+      sub->add_option("--adjust", opts->analysis.adjust, "p-value adjustment: none, holm or bh")
+          ->check(CLI::IsMember({"none", "holm", "bh"}))
+          ->capture_default_str();
     }
     sub->callback([opts, &exit_code]() {
       long n = run_export(*opts);

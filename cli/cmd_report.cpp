@@ -136,6 +136,11 @@ void setup_report(CLI::App& app, int& exit_code) {
                   "configuration")
       ->check(CLI::IsMember({"best", "all"}))
       ->capture_default_str();
+  rep->add_option("--adjust", opts->analysis.adjust,
+                  "Adjust the p-values for the report's many comparisons: none, holm (family-wise error) or bh "
+                  "(Benjamini-Hochberg, false discovery rate); the sentences then use the adjusted values")
+      ->check(CLI::IsMember({"none", "holm", "bh"}))
+      ->capture_default_str();
   rep->add_option("--grid", opts->analysis.filter.grids, "Only runs of this grid (repeatable)");
   rep->add_option("--dataset", opts->analysis.filter.datasets, "Only runs on this dataset (repeatable)");
   rep->add_option("--model", opts->analysis.filter.models, "Only runs of this model (repeatable)");

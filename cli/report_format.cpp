@@ -72,6 +72,10 @@ std::string escape_markdown(std::string s) {
 }  // namespace
 
 void print_report(const std::vector<ReportGroup>& groups, std::ostream& out, bool markdown) {
+  // With --adjust, the comparisons the report makes show their adjusted p-values.
+  bool adjusted = false;
+  for (const auto& g : groups)
+    for (const auto& r : g.rows) adjusted = adjusted || std::isfinite(r.p_t_adj);
   for (const auto& g : groups) {
     const bool fraction = is_fraction_metric(g.metric);
     const std::string unit = fraction ? " (%)" : "";
@@ -89,9 +93,21 @@ void print_report(const std::vector<ReportGroup>& groups, std::ostream& out, boo
                        base ? base->optimizer + " " + base->label : "none");
     if (markdown) out << "\n";
     TextTable t;
-    t.header = {"optimizer", "config", "n",      "div",   selected_by == "val" ? "val" : "sel(test)",
-                "test",      "sd",     "95% CI", "diff",  "diff 95% CI",
-                "p (t)",     "p (W)",  "gap",    "alpha", "time"};
+    t.header = {"optimizer",
+                "config",
+                "n",
+                "div",
+                selected_by == "val" ? "val" : "sel(test)",
+                "test",
+                "sd",
+                "95% CI",
+                "diff",
+                "diff 95% CI",
+                adjusted ? "p (t) adj" : "p (t)",
+                adjusted ? "p (W) adj" : "p (W)",
+                "gap",
+                "alpha",
+                "time"};
     t.align = "llrrrrrlrlrrrrr";
     for (const auto& r : g.rows) {
       std::string name = r.optimizer;
@@ -111,8 +127,9 @@ void print_report(const std::vector<ReportGroup>& groups, std::ostream& out, boo
       t.rows.push_back(
           {markdown ? escape_markdown(name) : name, markdown ? escape_markdown(r.label) : r.label,
            fmt::format("{}/{}", r.n, r.runs), std::to_string(r.diverged), format_value(r.val_mean, fraction),
-           format_value(r.mean, fraction), format_value(r.std, fraction), ci, diff, dci, p_text(r.p_t),
-           p_text(r.p_wilcoxon), format_value(r.gen_gap, true),
+           format_value(r.mean, fraction), format_value(r.std, fraction), ci, diff, dci,
+           p_text(std::isfinite(r.p_t_adj) ? r.p_t_adj : r.p_t),
+           p_text(std::isfinite(r.p_wilcoxon_adj) ? r.p_wilcoxon_adj : r.p_wilcoxon), format_value(r.gen_gap, true),
            std::isfinite(r.alpha_hat_median) ? fmt::format("{:.2f}", r.alpha_hat_median) : "-", time_text(r.time_s)});
     }
     t.print(out, markdown, "  ");
@@ -125,7 +142,8 @@ void print_report(const std::vector<ReportGroup>& groups, std::ostream& out, boo
       "n: finished/all runs; div: diverged; val: mean validation metric (the selection); test: mean test metric, "
       "sd across seeds, 95% CI (Student t); diff: minus the baseline, paired by seed (or Welch, unpaired), "
       "p (t): t-test, p (W): Wilcoxon signed-rank (exact up to 25 pairs); gap: train - test accuracy; alpha: "
-      "median alpha_hat over the last 10% of steps; time: per run; *: selected in --select all";
+      "median alpha_hat over the last 10% of steps; time: per run; *: selected in --select all" +
+      std::string(adjusted ? "; adj: adjusted for the report's comparisons (--adjust; the rest unadjusted)" : "");
   out << (markdown ? "_" + legend + "_" : legend) << "\n";
 }
 
@@ -138,11 +156,36 @@ void write_report_csv(const std::vector<ReportGroup>& groups, CsvWriter& csv) {
       flatten_json(r.config, "", flat.back());
       for (const auto& [k, v] : flat.back()) config_columns.insert(k);
     }
-  std::vector<std::string> header{
-      "group",    "dataset",     "model",  "optimizer",  "label",    "metric",           "selected",
-      "baseline", "selected_by", "runs",   "n",          "diverged", "failed",           "val_mean",
-      "mean",     "std",         "ci_low", "ci_high",    "diff",     "diff_ci_low",      "diff_ci_high",
-      "n_pairs",  "diff_test",   "p_t",    "p_wilcoxon", "gen_gap",  "alpha_hat_median", "time_s"};
+  std::vector<std::string> header{"group",
+                                  "dataset",
+                                  "model",
+                                  "optimizer",
+                                  "label",
+                                  "metric",
+                                  "selected",
+                                  "baseline",
+                                  "selected_by",
+                                  "runs",
+                                  "n",
+                                  "diverged",
+                                  "failed",
+                                  "val_mean",
+                                  "mean",
+                                  "std",
+                                  "ci_low",
+                                  "ci_high",
+                                  "diff",
+                                  "diff_ci_low",
+                                  "diff_ci_high",
+                                  "n_pairs",
+                                  "diff_test",
+                                  "p_t",
+                                  "p_wilcoxon",
+                                  "p_t_adj",
+                                  "p_wilcoxon_adj",
+                                  "gen_gap",
+                                  "alpha_hat_median",
+                                  "time_s"};
   header.insert(header.end(), config_columns.begin(), config_columns.end());
   csv.row(header);
   size_t i = 0;
@@ -153,7 +196,13 @@ void write_report_csv(const std::vector<ReportGroup>& groups, CsvWriter& csv) {
       csv.integer(r.runs).integer(r.n).integer(r.diverged).integer(r.failed);
       csv.number(r.val_mean).number(r.mean).number(r.std).number(r.ci_low).number(r.ci_high);
       csv.number(r.diff).number(r.diff_ci_low).number(r.diff_ci_high).integer(r.n_pairs).field(r.diff_test);
-      csv.number(r.p_t).number(r.p_wilcoxon).number(r.gen_gap).number(r.alpha_hat_median).number(r.time_s);
+      csv.number(r.p_t)
+          .number(r.p_wilcoxon)
+          .number(r.p_t_adj)
+          .number(r.p_wilcoxon_adj)
+          .number(r.gen_gap)
+          .number(r.alpha_hat_median)
+          .number(r.time_s);
       const auto& f = flat[i++];
       for (const auto& c : config_columns) {
         auto it = f.find(c);
@@ -198,6 +247,8 @@ json report_json(const std::vector<ReportGroup>& groups) {
                      {"diff_test", r.diff_test.empty() ? json(nullptr) : json(r.diff_test)},
                      {"p_t", num(r.p_t)},
                      {"p_wilcoxon", num(r.p_wilcoxon)},
+                     {"p_t_adj", num(r.p_t_adj)},
+                     {"p_wilcoxon_adj", num(r.p_wilcoxon_adj)},
                      {"gen_gap", num(r.gen_gap)},
                      {"alpha_hat_median", num(r.alpha_hat_median)},
                      {"time_s", num(r.time_s)},

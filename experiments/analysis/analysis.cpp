@@ -272,6 +272,7 @@ ReportRow row_of(const Group& g, const Config& c, const std::string& label, bool
   row.gen_gap = stats::mean(gaps);
   row.time_s = stats::mean(times);
   row.diff = row.diff_ci_low = row.diff_ci_high = row.p_t = row.p_wilcoxon = kNaN;
+  row.p_t_adj = row.p_wilcoxon_adj = kNaN;
   return row;
 }
 
@@ -373,9 +374,17 @@ bool too_few_seeds(const ReportRow& row, const ReportRow& base) {
   return row.n < kMinSeeds || base.n < kMinSeeds || !std::isfinite(row.p_t);
 }
 
+/// "p = 0.03", or with an adjustment "p = 0.06 (Holm-adjusted; unadjusted 0.03)".
+std::string p_of(const ReportRow& row, const AnalysisOptions& options) {
+  if (options.adjust == "none") return p_sentence(row.p_t);
+  return fmt::format("{} ({}-adjusted over the report's comparisons; unadjusted {:.2g})", p_sentence(row.p_t_adj),
+                     options.adjust == "holm" ? "Holm" : "BH", row.p_t);
+}
+
 /// The sentence comparing a row with the baseline (family `compare`): who is ahead, by how much,
 /// with the interval, p and the seeds; or that there are too few seeds to say anything.
-std::string summary_of(const ReportRow& row, const ReportRow& base, const std::string& compare) {
+std::string summary_of(const ReportRow& row, const ReportRow& base, const AnalysisOptions& options) {
+  const std::string& compare = options.compare;
   const std::string where = row.dataset + "/" + row.model;
   if (too_few_seeds(row, base))
     return fmt::format("{} vs {} on {}: too few finished seeds to say anything ({} and {}; need {}+)", row.optimizer,
@@ -385,9 +394,9 @@ std::string summary_of(const ReportRow& row, const ReportRow& base, const std::s
                                                       : fmt::format("Welch, {} vs {} seeds", row.n, base.n);
   const std::string numbers = fmt::format("{} {} [{}, {}], {}, {}", format_value(row.diff, fraction, true),
                                           unit_of(row.metric), format_value(row.diff_ci_low, fraction),
-                                          format_value(row.diff_ci_high, fraction), p_sentence(row.p_t), seeds);
+                                          format_value(row.diff_ci_high, fraction), p_of(row, options), seeds);
   const bool ahead = lower_is_better(row.metric) ? row.diff < 0 : row.diff > 0;
-  if (row.p_t < kAlpha)
+  if ((options.adjust == "none" ? row.p_t : row.p_t_adj) < kAlpha)
     return fmt::format("{} {} {} on {} by {}", row.optimizer, ahead ? "beats" : "is worse than", compare, where,
                        numbers);
   return fmt::format("no significant difference between {} and {} on {}: {}", row.optimizer, compare, where, numbers);
@@ -416,7 +425,8 @@ void add_pairing_warnings(const ReportRow& row, const ReportRow& base, std::vect
 
 /// The group's plain-language summaries and warnings, in the order of the rows shown; each
 /// selected row other than the baseline gets its sentence (a warning when it says nothing).
-void add_sentences(ReportGroup& rg, const ReportRow* base, bool any_val, const std::string& compare) {
+void add_sentences(ReportGroup& rg, const ReportRow* base, bool any_val, const AnalysisOptions& options) {
+  const std::string& compare = options.compare;
   if (!any_val)
     rg.warnings.push_back(
         "no run in this group has a validation split: configurations were selected by their mean TEST " + rg.metric +
@@ -425,7 +435,7 @@ void add_sentences(ReportGroup& rg, const ReportRow* base, bool any_val, const s
   for (auto& row : rg.rows) {
     add_run_warnings(row, rg.warnings);
     if (!row.selected || row.baseline || !base) continue;
-    row.summary = summary_of(row, *base, compare);
+    row.summary = summary_of(row, *base, options);
     (too_few_seeds(row, *base) ? rg.warnings : rg.summaries).push_back(row.summary);
     add_pairing_warnings(row, *base, rg.warnings);
   }
@@ -450,8 +460,43 @@ ReportGroup report_group(storage::Database& db, const Group& g, const AnalysisOp
   rg.metric = g.metric;
   rg.rows = rows_shown(rows, by_family, options);
   add_alpha_hat(db, g, rg.rows);
-  add_sentences(rg, base, any_val, options.compare);
   return rg;
+}
+
+/// The baseline row of a group's rows, or null.
+const ReportRow* baseline_of(const ReportGroup& rg) {
+  for (const auto& row : rg.rows)
+    if (row.baseline) return &row;
+  return nullptr;
+}
+
+/// The comparisons the report makes: each group's selected rows against its baseline, with
+/// enough seeds to say something.
+std::vector<ReportRow*> comparisons(std::vector<ReportGroup>& groups) {
+  std::vector<ReportRow*> out;
+  for (auto& rg : groups) {
+    const ReportRow* base = baseline_of(rg);
+    for (auto& row : rg.rows)
+      if (base && row.selected && !row.baseline && !too_few_seeds(row, *base)) out.push_back(&row);
+  }
+  return out;
+}
+
+/// Adjusts the p-values of those comparisons together (Holm or Benjamini-Hochberg).
+void adjust_p_values(std::vector<ReportGroup>& groups, const std::string& adjust) {
+  if (adjust == "none") return;
+  const auto rows = comparisons(groups);
+  std::vector<double> pt, pw;
+  for (const ReportRow* r : rows) {
+    pt.push_back(r->p_t);
+    pw.push_back(r->p_wilcoxon);
+  }
+  const auto method = adjust == "holm" ? stats::holm : stats::benjamini_hochberg;
+  const auto at = method(pt), aw = method(pw);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    rows[i]->p_t_adj = at[i];
+    rows[i]->p_wilcoxon_adj = aw[i];
+  }
 }
 
 }  // namespace
@@ -459,11 +504,19 @@ ReportGroup report_group(storage::Database& db, const Group& g, const AnalysisOp
 std::vector<ReportGroup> analyse(storage::Store& store, const AnalysisOptions& options, const OnDamaged& on_damaged) {
   if (options.select != "best" && options.select != "all")
     throw InputError("--select \"" + options.select + "\": unknown selection; valid: best, all");
+  if (options.adjust != "none" && options.adjust != "holm" && options.adjust != "bh")
+    throw InputError("--adjust \"" + options.adjust + "\": unknown adjustment; valid: none, holm, bh");
   const auto runs = storage::select_runs(store, options.filter, on_damaged);
   check_runs_match(store, runs, options);
   std::vector<ReportGroup> out;
   for (const auto& [gkey, g] : group_runs(store.database(), runs, options))
     out.push_back(report_group(store.database(), g, options));
+  adjust_p_values(out, options.adjust);
+  for (auto& rg : out) {
+    const bool any_val =
+        std::any_of(rg.rows.begin(), rg.rows.end(), [](const ReportRow& r) { return r.selected_by == "val"; });
+    add_sentences(rg, baseline_of(rg), any_val, options);
+  }
   return out;
 }
 

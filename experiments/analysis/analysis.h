@@ -27,6 +27,10 @@ struct AnalysisOptions {
   std::string select = "best";       // best: the selected configuration per family; all: every one
   storage::RunFilter filter;         // which runs take part
   double level = 0.95;               // confidence level of the intervals
+  /// none, holm or bh: p-values adjusted for multiple comparisons across every comparison the
+  /// report makes (each group's selected configurations against its baseline); the sentences
+  /// then use the adjusted values.
+  std::string adjust = "none";
 };
 
 /// One configuration of a group. Metric values are in the stored units (fractions for
@@ -49,10 +53,11 @@ struct ReportRow {
   int n_pairs = 0;                                     // seeds both have (paired test), 0 with Welch's test
   std::string diff_test;                               // "paired", "welch" or "" (no comparison)
   double p_t = 0, p_wilcoxon = 0;
-  double gen_gap = 0;           // mean of train - test accuracy
-  double alpha_hat_median = 0;  // median over runs of each run's median alpha_hat, last 10% of steps
-  double time_s = 0;            // mean training time per finished run
-  std::string summary;          // a sentence comparing it with the baseline
+  double p_t_adj = 0, p_wilcoxon_adj = 0;  // adjusted (AnalysisOptions::adjust); NaN when not adjusted
+  double gen_gap = 0;                      // mean of train - test accuracy
+  double alpha_hat_median = 0;             // median over runs of each run's median alpha_hat, last 10% of steps
+  double time_s = 0;                       // mean training time per finished run
+  std::string summary;                     // a sentence comparing it with the baseline
 };
 
 struct ReportGroup {
@@ -68,7 +73,8 @@ using OnDamaged = std::function<void(const storage::RunRecord& run, const std::s
 /// Builds the report. A matching run whose stored config cannot be read is left out and given to
 /// `on_damaged` (to warn; an empty one leaves it out without a word), so that one damaged row
 /// does not stop the report. Throws InputError, with the valid values, for a `select` other than
-/// best or all, when no run matches (after the damaged ones are left out), for a baseline family
+/// best or all, an `adjust` other than none, holm or bh, when no run matches (after the damaged ones are left out), for
+/// a baseline family
 /// (`compare`) no matching run has, and for a `metric` no matching run has.
 std::vector<ReportGroup> analyse(storage::Store& store, const AnalysisOptions& options, const OnDamaged& on_damaged);
 /// As above, but a damaged run is an InputError that names it ("<db>: run 7: its stored config

@@ -247,4 +247,41 @@ Wilcoxon wilcoxon_signed_rank(const std::vector<double>& d) {
   return r;
 }
 
+namespace {
+
+/// The indices of the finite p-values, by ascending p (ties by position).
+std::vector<size_t> ascending(const std::vector<double>& p) {
+  std::vector<size_t> order;
+  for (size_t i = 0; i < p.size(); ++i)
+    if (std::isfinite(p[i])) order.push_back(i);
+  std::stable_sort(order.begin(), order.end(), [&p](size_t a, size_t b) { return p[a] < p[b]; });
+  return order;
+}
+
+}  // namespace
+
+std::vector<double> holm(const std::vector<double>& p) {
+  std::vector<double> out(p.size(), std::numeric_limits<double>::quiet_NaN());
+  const auto order = ascending(p);
+  const double m = static_cast<double>(order.size());
+  double running = 0;
+  for (size_t j = 0; j < order.size(); ++j) {
+    running = std::max(running, std::min(1.0, (m - static_cast<double>(j)) * p[order[j]]));
+    out[order[j]] = running;
+  }
+  return out;
+}
+
+std::vector<double> benjamini_hochberg(const std::vector<double>& p) {
+  std::vector<double> out(p.size(), std::numeric_limits<double>::quiet_NaN());
+  const auto order = ascending(p);
+  const double m = static_cast<double>(order.size());
+  double running = 1;
+  for (size_t j = order.size(); j-- > 0;) {
+    running = std::min(running, std::min(1.0, m / static_cast<double>(j + 1) * p[order[j]]));
+    out[order[j]] = running;
+  }
+  return out;
+}
+
 }  // namespace htga::stats

@@ -66,4 +66,10 @@ struct Wilcoxon {
 constexpr int kWilcoxonExactMax = 25;
 Wilcoxon wilcoxon_signed_rank(const std::vector<double>& d);
 
+/// p-values adjusted for testing them together, in the order given; NaN stays NaN and does not
+/// count as a test. Holm (1979): step-down, controls the family-wise error rate. Benjamini and
+/// Hochberg (1995): step-up, controls the false discovery rate. Each adjusted p is at most 1.
+std::vector<double> holm(const std::vector<double>& p);
+std::vector<double> benjamini_hochberg(const std::vector<double>& p);
+
 }  // namespace htga::stats

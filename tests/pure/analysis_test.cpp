@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "experiments/analysis/stats.h"
 #include "experiments/error.h"
 #include "report_db.h"
 #include "storage/query.h"
@@ -311,4 +312,42 @@ TEST_CASE("the analysis and everything it includes build without LibTorch and CL
   CHECK(outside == std::set<std::string>{});
   CHECK(seen.count("experiments/config.cpp"));  // the walk reached the libraries' sources
   CHECK(seen.count("storage/store.cpp"));
+}
+
+TEST_CASE("--adjust: the report's comparisons adjusted together, the sentences use them", "[analysis]") {
+  Db db;
+  Store s(db.path);
+  // The comparisons: selected rows other than the baseline with a p-value.
+  auto compared = [](const std::vector<ReportGroup>& groups) {
+    std::vector<const ReportRow*> out;
+    for (const auto& g : groups)
+      for (const auto& r : g.rows)
+        if (r.selected && !r.baseline && std::isfinite(r.p_t) && r.n >= 3) out.push_back(&r);
+    return out;
+  };
+  const auto plain = analyse(s, AnalysisOptions{});
+  std::vector<double> p;
+  for (const ReportRow* r : compared(plain)) {
+    p.push_back(r->p_t);
+    CHECK(std::isnan(r->p_t_adj));  // none: not adjusted
+  }
+  REQUIRE(!p.empty());
+  for (const std::string method : {"holm", "bh"}) {
+    AnalysisOptions o;
+    o.adjust = method;
+    const auto groups = analyse(s, o);
+    const auto rows = compared(groups);
+    REQUIRE(rows.size() == p.size());
+    const auto want = method == "holm" ? htga::stats::holm(p) : htga::stats::benjamini_hochberg(p);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      INFO(method << " " << rows[i]->optimizer);
+      CHECK(rows[i]->p_t == p[i]);
+      CHECK(rows[i]->p_t_adj == Approx(want[i]));
+      CHECK(rows[i]->p_t_adj >= rows[i]->p_t);
+      CHECK(rows[i]->summary.find(method == "holm" ? "Holm-adjusted" : "BH-adjusted") != std::string::npos);
+    }
+  }
+  AnalysisOptions bad;
+  bad.adjust = "bonferroni";
+  CHECK_THROWS_WITH(analyse(s, bad), "--adjust \"bonferroni\": unknown adjustment; valid: none, holm, bh");
 }

@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 using namespace htga::stats;
@@ -126,4 +127,27 @@ TEST_CASE("Wilcoxon signed-rank: normal approximation for ties and large n", "[s
   auto w30 = wilcoxon_signed_rank(d30);
   CHECK_FALSE(w30.exact);
   CHECK(w30.p == Approx(0.013579415038448943).epsilon(1e-9));
+}
+
+TEST_CASE("Holm and Benjamini-Hochberg adjustments match R's p.adjust", "[stats]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  // p.adjust(c(0.01, 0.04, 0.03, 0.005), "holm") and "BH"; NaN is not a test.
+  const std::vector<double> p{0.01, 0.04, nan, 0.03, 0.005};
+  const auto h = htga::stats::holm(p);
+  const auto b = htga::stats::benjamini_hochberg(p);
+  const std::vector<double> holm{0.03, 0.06, nan, 0.06, 0.02}, bh{0.02, 0.04, nan, 0.04, 0.02};
+  REQUIRE(h.size() == p.size());
+  for (size_t i = 0; i < p.size(); ++i) {
+    INFO("i " << i);
+    if (std::isnan(p[i])) {
+      CHECK(std::isnan(h[i]));
+      CHECK(std::isnan(b[i]));
+      continue;
+    }
+    CHECK(h[i] == Approx(holm[i]));
+    CHECK(b[i] == Approx(bh[i]));
+  }
+  CHECK(htga::stats::holm({0.6, 0.7})[0] == 1.0);  // capped at 1
+  CHECK(htga::stats::holm({}).empty());
+  CHECK(htga::stats::benjamini_hochberg({0.2})[0] == Approx(0.2));  // one test: unchanged
 }
