@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/progress.h"
+#include "cli/slurm.h"
 #include "experiments/error.h"
 
 namespace htga::cli {
@@ -119,11 +120,29 @@ void setup_run(CLI::App& app, int& exit_code) {
       ->check(positive_number())
       ->capture_default_str();
   grid->add_flag("-q,--quiet", view->quiet, "No progress lines (failures are still reported)");
-  grid->callback([opts, view, shard, &exit_code]() {
+  auto task = std::make_shared<TaskEnd>();
+  grid->add_option("--publish", task->publish,
+                   "When the run ends, however it ends, copy the database here atomically (job arrays whose --db "
+                   "is on a node's local disk; htga slurm submit uses it)");
+  grid->add_option("--requeue-max", task->requeue_max,
+                   "In a Slurm job stopped by USR2 or SIGTERM: requeue it (scontrol requeue) while "
+                   "SLURM_RESTART_COUNT is below this")
+      ->check(integer_in(0, 1000));
+  grid->callback([opts, view, shard, task, &exit_code]() {
     if (!shard->empty()) std::tie(opts->shard_index, opts->shard_count) = parse_shard(*shard);
     view->live = !view->quiet && !opts->dry_run && isatty(fileno(stderr));
     if (view->live) opts->tick_seconds = 0.5;
-    exit_code = run_run(*opts, *view, std::cout, std::cerr);
+    if (opts->dry_run) {
+      exit_code = run_run(*opts, *view, std::cout, std::cerr);
+      return;
+    }
+    try {
+      exit_code = run_run(*opts, *view, std::cout, std::cerr);
+    } catch (...) {
+      end_task(*task, opts->db_path, std::cerr);
+      throw;
+    }
+    end_task(*task, opts->db_path, std::cerr);
   });
 }
 

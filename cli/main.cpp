@@ -14,6 +14,7 @@
 
 #include "cli/cmd_data.h"
 #include "cli/commands.h"
+#include "cli/slurm.h"
 #include "experiments/cpus.h"
 #include "experiments/error.h"
 #include "experiments/stop.h"
@@ -88,6 +89,7 @@ int main(int argc, char** argv) {
   htga::cli::setup_list(app, exit_code);
   htga::cli::setup_estimate(app, exit_code);
   htga::cli::setup_merge(app, exit_code);
+  htga::cli::setup_slurm(app, exit_code);
   htga::cli::setup_runs(app, exit_code);
   htga::cli::setup_data(app, exit_code);
   try {

@@ -1,5 +1,6 @@
 #include "storage/merge.h"
 
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -238,6 +239,38 @@ std::vector<MergeStats> merge_into(const std::string& out_path, const std::vecto
     throw;
   }
   return stats;
+}
+
+}  // namespace htga::storage
+
+namespace htga::storage {
+
+void publish_copy(const std::string& from, const std::string& to) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_regular_file(from, ec)) throw OpenError(from + ": no database to publish");
+  fs::create_directories(fs::path(to).parent_path(), ec);
+  if (ec) throw OpenError(to + ": cannot create its folder: " + ec.message());
+  const std::string tmp = to + ".tmp-" + std::to_string(::getpid());
+  fs::remove(tmp, ec);
+  try {
+    Database source(from, Database::Access::kReadOnly);
+    Database dest(tmp, Database::Access::kReadWrite);
+    sqlite3_backup* b = sqlite3_backup_init(dest.handle(), "main", source.handle(), "main");
+    if (!b) dest.check(sqlite3_errcode(dest.handle()), "publish");
+    const int rc = sqlite3_backup_step(b, -1);
+    sqlite3_backup_finish(b);
+    if (rc != SQLITE_DONE) dest.check(rc, "publish");
+    dest.exec("PRAGMA journal_mode=DELETE");  // one self-contained file
+  } catch (const Error& e) {
+    fs::remove(tmp, ec);
+    throw OpenError(to + ": cannot publish " + from + ": " + e.what());
+  }
+  fs::rename(tmp, to, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw OpenError(to + ": cannot publish " + from + ": " + ec.message());
+  }
 }
 
 }  // namespace htga::storage

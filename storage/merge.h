@@ -30,4 +30,10 @@ std::vector<MergeStats> merge_databases(Store& out, const std::vector<std::strin
 /// failed merge leaves no output file behind; an existing one gets one transaction per input.
 std::vector<MergeStats> merge_into(const std::string& out_path, const std::vector<std::string>& inputs);
 
+/// Copies the database at `from` to `to` as one consistent snapshot (SQLite's backup API, so a
+/// WAL or a writer does not matter), written beside `to` and renamed over it: a reader of `to`
+/// sees the old copy or the new one, never half of one. For job arrays whose database lives on
+/// a node's local disk (`htga run grid --publish`). Throws OpenError naming the path.
+void publish_copy(const std::string& from, const std::string& to);
+
 }  // namespace htga::storage

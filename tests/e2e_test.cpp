@@ -337,3 +337,29 @@ TEST_CASE("help and list", "[e2e]") {
   for (const char* name : {"fashion-mnist", "mlp", "sgd-clip", "htga", "hill", "alpha0"})
     CHECK(r.out.find(name) != std::string::npos);
 }
+
+TEST_CASE("htga slurm: a dry run prints both scripts; bad options are refused before anything", "[e2e]") {
+  TempDir dir("slurm");
+  write_text(dir.file("tiny.json"), kTinyGrid);  // 2 cells
+  auto dry = htga_cmd("slurm submit " + dir.file("tiny.json") + " --tasks 2 --out " + dir.file("s") +
+                          " --time 1:00:00 --partition p --max-running 1 --signal-before 120 --max-requeues 5 "
+                          "--sbatch-arg=--account=abc --dry-run",
+                      dir);
+  INFO(dry.out);
+  REQUIRE(dry.code == 0);
+  for (const std::string& line : std::vector<std::string>{
+           "#SBATCH --array=0-1%1", "#SBATCH --signal=B:USR2@120", "#SBATCH --requeue", "#SBATCH --open-mode=append",
+           "#SBATCH --time=1:00:00", "#SBATCH --partition=p", "#SBATCH --account=abc", "--shard \"$i/2\"",
+           "--publish \"$shared\" --requeue-max 5", "merge.sbatch", "merge '" + dir.file("s") + "'/htga.db"})
+    CHECK(dry.out.find(line) != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir.file("s")));  // a dry run writes nothing
+  auto many = htga_cmd("slurm submit " + dir.file("tiny.json") + " --tasks 3 --out " + dir.file("s"), dir);
+  CHECK(many.code == 2);
+  CHECK(many.out.find("--tasks 3: more than the grid's 2 cells") != std::string::npos);
+  auto none = htga_cmd("slurm status " + dir.file("nowhere"), dir);
+  CHECK(none.code == 2);
+  CHECK(none.out.find("jobs.json: no submission there") != std::string::npos);
+  auto resume = htga_cmd("slurm submit --resume " + dir.file("nowhere"), dir);
+  CHECK(resume.code == 2);
+  CHECK(resume.out.find("no submission to resume there") != std::string::npos);
+}
