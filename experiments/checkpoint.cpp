@@ -144,6 +144,10 @@ void save_checkpoint(const std::string& file, const TrainState& s, int64_t epoch
     ar.write("gen." + name, gen->get_state());
   }
   ar.write("meta", torch::tensor({epoch, step}, torch::kInt64));
+  if (s.position && s.position->order.defined()) {  // a checkpoint in the middle of an epoch
+    ar.write("pos.order", s.position->order.cpu());
+    ar.write("pos.next", torch::tensor(s.position->next, torch::kInt64));
+  }
 
   std::string payload;
   ar.save_to([&payload](const void* data, size_t size) {
@@ -197,12 +201,20 @@ void load_checkpoint(const std::string& file, const TrainState& s, const torch::
       if (name == "cuda" && !in.has("gen." + name)) continue;  // a checkpoint from before it was saved
       gens.emplace_back(gen, in.get("gen." + name).cpu());
     }
+    TrainState::Position position;
+    if (in.has("pos.order")) {
+      position.order = in.get("pos.order").cpu();
+      position.next = in.get("pos.next").item<int64_t>();
+      if (position.order.dim() != 1 || position.next < 0 || position.next > position.order.numel())
+        throw CheckpointError(file + ": checkpoint's epoch position is malformed");
+    }
     // Everything is read: apply.
     torch::NoGradGuard no_grad;
     for (auto& [target, value] : copies) target.copy_(value);
     s.optimizer->load_state(opt);
     if (s.controller) s.controller->load_state(ctrl);
     s.monitor->load_state(ema);
+    if (s.position) *s.position = position;
     for (auto& [gen, state] : gens) {
       std::lock_guard<std::mutex> lock(gen->mutex());
       gen->set_state(state);

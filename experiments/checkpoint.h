@@ -38,6 +38,14 @@ struct TrainState {
   optimizers::HtgaController* controller = nullptr;  // null without htga
   AlphaMonitor* monitor = nullptr;
   std::vector<std::pair<std::string, at::Generator*>> generators;  // by name
+  /// Where in an epoch a checkpoint was taken: the epoch's batch order and the first row of the
+  /// next batch (order undefined: at the end of an epoch). Saved when defined, and restored
+  /// (undefined when the file has none); null: not kept.
+  struct Position {
+    torch::Tensor order;
+    int64_t next = 0;
+  };
+  Position* position = nullptr;
 };
 
 /// Writes `s` after `epoch` (0-based) at `step` steps to `file`: a temporary file beside it,

@@ -95,7 +95,8 @@ Trainer::Trainer(const CellSettings& settings, const data::Dataset& dataset, con
              m.optimizer.get(),
              m.controller ? &*m.controller : nullptr,
              m.monitor.get(),
-             {{"order", &m.order_gen}, {"augment", &m.augment_gen}, {"probe", &m.probe_gen}}};
+             {{"order", &m.order_gen}, {"augment", &m.augment_gen}, {"probe", &m.probe_gen}},
+             &position_};
   // Dropout draws from the global generator; its state is saved too (exact with --jobs 1).
   m.global_gen = at::detail::getDefaultCPUGenerator();
   m.state.generators.push_back({"global", &m.global_gen});
@@ -254,6 +255,24 @@ void Trainer::checkpoint(int64_t epoch) {
   last_checkpoint_ = file;
 }
 
+void Trainer::checkpoint_within(int64_t epoch, const torch::Tensor& perm, int64_t next) {
+  if (s_.train.checkpoint_every <= 0 || o_.checkpoint_dir.empty() || out_.lost()) return;
+  const std::string file = (std::filesystem::path(o_.checkpoint_dir) /
+                            fmt::format("{}-t{}-e{}-s{}.pt", s_.key, out_.fence().token, epoch, step_))
+                               .string();
+  position_ = {perm.cpu(), next};
+  try {
+    save_checkpoint(file, m_->state, epoch - 1, step_);  // epochs completed: epoch - 1
+  } catch (const std::exception& e) {
+    position_ = {};
+    outcome_.error = fmt::format("(no checkpoint at step {}: {}) ", step_, e.what());
+    return;
+  }
+  position_ = {};
+  out_.checkpoint(file, epoch - 1, step_, last_checkpoint_);
+  last_checkpoint_ = file;
+}
+
 void Trainer::note_cuda_graph() {
   const AlphaMonitor& monitor = *m_->monitor;
   if (!device_.is_cuda() || s_.train.alpha.every <= 0) return;
@@ -267,8 +286,16 @@ CellOutcome Trainer::run() {
   const int64_t n = d_.train_x.size(0), batch = s_.train.batch_size, epochs = s_.train.epochs;
   last_flush_ = Clock::now();
   for (int64_t epoch = first_epoch_; epoch < epochs; ++epoch) {
-    auto perm = torch::randperm(n, m_->order_gen, torch::TensorOptions().dtype(torch::kInt64)).to(device_);
-    for (int64_t start = 0; start < n; start += batch) {
+    torch::Tensor perm;
+    int64_t first = 0;
+    if (position_.order.defined()) {  // resumed in the middle of this epoch
+      perm = position_.order.to(device_);
+      first = position_.next;
+      position_ = {};
+    } else {
+      perm = torch::randperm(n, m_->order_gen, torch::TensorOptions().dtype(torch::kInt64)).to(device_);
+    }
+    for (int64_t start = first; start < n; start += batch) {
       const auto t_step = Clock::now();
       step(perm.narrow(0, start, std::min(batch, n - start)), epoch);
       const auto t_log = Clock::now();
@@ -283,8 +310,9 @@ CellOutcome Trainer::run() {
       if (interrupted) {
         outcome_.status = CellStatus::kInterrupted;
         outcome_.steps = step_;
-        outcome_.error = fmt::format("interrupted at step {} (epoch {}); resumes from {}", step_, epoch,
-                                     last_checkpoint_.empty() ? std::string("the start") : last_checkpoint_);
+        checkpoint_within(epoch, perm, start + std::min(batch, n - start));
+        outcome_.error += fmt::format("interrupted at step {} (epoch {}); resumes from {}", step_, epoch,
+                                      last_checkpoint_.empty() ? std::string("the start") : last_checkpoint_);
         return outcome_;
       }
     }

@@ -90,6 +90,9 @@ class Trainer {
   void evaluate(int64_t epoch, bool last);
   /// A checkpoint after `epoch`, when one is due.
   void checkpoint(int64_t epoch);
+  /// A checkpoint in the middle of `epoch` (a stop request): its batch order `perm` and the
+  /// first row of the next batch, so that a resumed run goes on from that very step.
+  void checkpoint_within(int64_t epoch, const torch::Tensor& perm, int64_t next);
   void note_cuda_graph();
 
   CellSettings s_;
@@ -103,6 +106,7 @@ class Trainer {
   CellOutcome outcome_;
   int64_t step_ = 0, first_epoch_ = 0;
   std::string last_checkpoint_;
+  TrainState::Position position_;  // resumed in the middle of an epoch: where
   std::chrono::steady_clock::time_point last_flush_;
 };
 

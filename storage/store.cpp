@@ -518,7 +518,8 @@ Claim Store::claim_run(const RunRecord& run, double stale_after_s, bool resume,
       return claim;
     claim.run_id = old->id;
     std::error_code ec;
-    if (resume && old->checkpoint_epoch >= 0 && !old->checkpoint.empty() && fs::exists(old->checkpoint, ec)) {
+    // checkpoint_epoch: epochs completed (-1: a checkpoint in the middle of the first epoch).
+    if (resume && !old->checkpoint.empty() && fs::exists(old->checkpoint, ec)) {
       claim.resumed = true;
       claim.from_epoch = old->checkpoint_epoch + 1;
       claim.from_step = old->checkpoint_step;

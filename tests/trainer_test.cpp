@@ -3,6 +3,8 @@
 
 #include "experiments/trainer.h"
 
+#include <fmt/format.h>
+
 #include <catch2/catch.hpp>
 #include <filesystem>
 
@@ -96,32 +98,38 @@ TEST_CASE("trainer: a stop, then a resume from the checkpoint: the steps of an u
     Trainer(settings, data, torch::kCPU, out, o).run();
     out.sync();
   }
-  const auto first = w.call([](htga::storage::Store& s) { return s.claim_run(record("resumed"), 60, true); });
-  {
-    CellWriter out(w, first.fence());
-    int64_t steps = 0;
-    TrainerOptions stopping = o;
-    stopping.stop = [&] { return ++steps == 8; };  // in epoch 1 (steps 6..11)
-    const auto outcome = Trainer(settings, data, torch::kCPU, out, stopping).run();
+  // Stopped in the middle of epoch 1 (steps 6..11) and of epoch 0 (steps 0..5): a checkpoint at
+  // that very step, and the resumed run goes on from it.
+  for (const int64_t stop_at : {int64_t{8}, int64_t{3}}) {
+    INFO("stopped after step " << stop_at);
+    const std::string key = "resumed" + std::to_string(stop_at);
+    const auto first = w.call([&](htga::storage::Store& s) { return s.claim_run(record(key), 60, true); });
+    {
+      CellWriter out(w, first.fence());
+      int64_t steps = 0;
+      TrainerOptions stopping = o;
+      stopping.stop = [&] { return ++steps == stop_at; };
+      const auto outcome = Trainer(settings, data, torch::kCPU, out, stopping).run();
+      out.sync();
+      CHECK(outcome.status == CellStatus::kInterrupted);
+      CHECK(outcome.steps == stop_at);
+      CHECK(outcome.error.find(fmt::format("-e{}-s{}.pt", stop_at / 6, stop_at)) != std::string::npos);
+      htga::storage::RunResult result;
+      result.status = "interrupted";
+      result.error = outcome.error;
+      w.call([&](htga::storage::Store& s) { s.finish_run(first.fence(), result); });
+    }
+    const auto again = w.call([&](htga::storage::Store& s) { return s.claim_run(record(key), 60, true); });
+    REQUIRE(again.resumed);
+    CHECK(again.from_epoch == stop_at / 6);  // the epoch it stopped in
+    CHECK(again.from_step == stop_at);
+    CellWriter out(w, again.fence());
+    Trainer t(settings, data, torch::kCPU, out, o);
+    t.resume(again.checkpoint, again.from_epoch - 1, again.from_step);
+    CHECK(t.run().status == CellStatus::kFinished);
     out.sync();
-    CHECK(outcome.status == CellStatus::kInterrupted);
-    CHECK(outcome.steps == 8);
-    CHECK(outcome.error.find("-e0.pt") != std::string::npos);
-    htga::storage::RunResult result;
-    result.status = "interrupted";
-    result.error = outcome.error;
-    w.call([&](htga::storage::Store& s) { s.finish_run(first.fence(), result); });
+    CHECK(losses(w, again.run_id) == losses(w, straight.run_id));
   }
-  const auto again = w.call([](htga::storage::Store& s) { return s.claim_run(record("resumed"), 60, true); });
-  REQUIRE(again.resumed);
-  CHECK(again.from_epoch == 1);
-  CHECK(again.from_step == 6);
-  CellWriter out(w, again.fence());
-  Trainer t(settings, data, torch::kCPU, out, o);
-  t.resume(again.checkpoint, again.from_epoch - 1, again.from_step);
-  CHECK(t.run().status == CellStatus::kFinished);
-  out.sync();
-  CHECK(losses(w, again.run_id) == losses(w, straight.run_id));
 }
 
 TEST_CASE("trainer: once another process takes the cell over, nothing more is written", "[trainer]") {
