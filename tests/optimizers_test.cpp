@@ -210,23 +210,20 @@ TEST_CASE("flat updates equal the per-tensor ones step by step; their state roun
     const auto saved = b->state();
     REQUIRE(saved.size() == a->state().size());
     // A fresh flat optimizer loads either's state and goes on like both.
+    // A flat optimizer on a copy of the weights, loaded with `state`.
+    auto fresh = [&](Params& q, const std::vector<torch::Tensor>& state) {
+      {
+        torch::NoGradGuard no_grad;
+        q.flat_p.copy_(flat.flat_p);
+      }
+      auto opt = make(kind, q.p);
+      opt->use_flat(q.flat_p, q.flat_g);
+      opt->load_state(state);
+      return opt;
+    };
     for (const auto& state : {saved, a->state()}) {
-      Params resumed(true);
-      {
-        torch::NoGradGuard no_grad;
-        resumed.flat_p.copy_(flat.flat_p);
-      }
-      auto c = make(kind, resumed.p);
-      c->use_flat(resumed.flat_p, resumed.flat_g);
-      c->load_state(state);
-      Params cont(true);
-      {
-        torch::NoGradGuard no_grad;
-        cont.flat_p.copy_(flat.flat_p);
-      }
-      auto d = make(kind, cont.p);
-      d->use_flat(cont.flat_p, cont.flat_g);
-      d->load_state(saved);
+      Params resumed(true), cont(true);
+      auto c = fresh(resumed, state), d = fresh(cont, saved);
       for (int t = 6; t < 9; ++t) {
         resumed.set_grads(t);
         cont.set_grads(t);
