@@ -161,14 +161,17 @@ void write_text(const std::string& path, const std::string& text) {
   if (!out.flush()) throw InputError(path + ": cannot write");
 }
 
+/// Adds the keys of the cells done (finished or diverged) in the database at `db` to `done`.
+void add_done_cells(const std::string& db, std::set<std::string>& done) {
+  storage::Store store(db, storage::Store::Mode::kReadOnly);
+  for (const auto& r : store.runs())
+    if (storage::is_done(r.status)) done.insert(r.cell_key);
+}
+
 /// The shard indices that still have a cell not finished (nor diverged) in `db`.
 std::vector<int> unfinished_shards(const experiments::Grid& grid, int tasks, const std::string& db) {
   std::set<std::string> done;
-  if (fs::exists(db)) {
-    storage::Store store(db, storage::Store::Mode::kReadOnly);
-    for (const auto& r : store.runs())
-      if (r.status == "finished" || r.status == "diverged") done.insert(r.cell_key);
-  }
+  if (fs::exists(db)) add_done_cells(db, done);
   std::set<int> shards;
   for (size_t i = 0; i < grid.cells.size(); ++i)
     if (!done.count(grid.cells[i].key)) shards.insert(static_cast<int>(i % static_cast<size_t>(tasks)));
@@ -276,9 +279,7 @@ int run_slurm_status(const std::string& out_dir, std::ostream& out) {
   for (const auto& e : fs::directory_iterator(dir + "/shards", ec))
     if (e.path().extension() == ".db") {
       ++files;
-      storage::Store store(e.path().string(), storage::Store::Mode::kReadOnly);
-      for (const auto& r : store.runs())
-        if (r.status == "finished" || r.status == "diverged") done.insert(r.cell_key);
+      add_done_cells(e.path().string(), done);
     }
   out << fmt::format("{} cells finished in {} shard database{} (grid {}, {} tasks){}\n", done.size(), files,
                      files == 1 ? "" : "s", j.value("grid", std::string("?")), j.value("tasks", 0),

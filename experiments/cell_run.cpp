@@ -102,7 +102,7 @@ std::unique_ptr<Trainer> start(GridRun& g, size_t i, const storage::RunRecord& r
 /// Records how the cell ended (unless another process holds it now) and removes a checkpoint
 /// that has served its purpose.
 void record_result(GridRun& g, ClaimedCell& cell, storage::RunResult result) {
-  const bool done = result.status == "finished" || result.status == "diverged";
+  const bool done = storage::is_done(result.status);
   if (!cell.note.empty() && result.error.empty()) result.error = cell.note;
   cell.out->sync();
   if (cell.out->lost()) return;

@@ -64,7 +64,7 @@ std::string planned_state(const std::optional<storage::RunRecord>& r) {
   return state;
 }
 
-bool is_done(const storage::RunRecord& r) { return r.status == "finished" || r.status == "diverged"; }
+bool is_done(const storage::RunRecord& r) { return storage::is_done(r.status); }
 
 void resolve_devices(GridRun& g) {
   for (const Cell& c : g.grid.cells) {

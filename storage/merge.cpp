@@ -17,8 +17,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool is_result(const std::string& status) { return status == "finished" || status == "diverged"; }
-
 struct Seen {
   std::string file, status;
   int64_t steps = 0;
@@ -72,7 +70,7 @@ void check_conflicts(const std::vector<std::pair<std::string, std::vector<RunRec
   std::map<std::string, Seen> results;  // cell key -> the one result it may have
   for (const auto& [file, runs] : sources) {
     for (const auto& r : runs) {
-      if (!is_result(r.status)) continue;
+      if (!is_done(r.status)) continue;
       Seen s{file, r.status, r.steps, r.test_metric};
       auto [it, fresh] = results.emplace(r.cell_key, s);
       if (fresh) continue;
@@ -125,8 +123,8 @@ void merge_run(Database& db, int64_t src_id, const std::string& key, const Merge
     }
   }
   if (dst_id != 0) {
-    if (is_result(dst_status) || !is_result(src_status)) {
-      ++(is_result(dst_status) && is_result(src_status) ? st.identical : st.kept);
+    if (is_done(dst_status) || !is_done(src_status)) {
+      ++(is_done(dst_status) && is_done(src_status) ? st.identical : st.kept);
       return;
     }
     for (const char* t : {"steps", "evals", "metrics", "alpha_layers", "layers"}) {

@@ -507,7 +507,7 @@ Claim Store::claim_run(const RunRecord& run, double stale_after_s, bool resume,
     q.bind(1, run.cell_key);
     if (q.step()) old = read_run(q);
   }
-  if (old && (old->status == "finished" || old->status == "diverged")) {
+  if (old && is_done(old->status)) {
     claim.done = old->status;
     return claim;
   }

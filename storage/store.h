@@ -23,6 +23,9 @@ constexpr int32_t kApplicationId = 0x48544741;
 /// An older file is read through a migrated temporary copy.
 constexpr int kOldestReadableSchema = 4;
 
+/// A run status that is a result: finished or diverged. Such a cell is never claimed again.
+inline bool is_done(const std::string& status) { return status == "finished" || status == "diverged"; }
+
 /// One cell of a grid as stored. Metrics that are not known yet are NaN.
 struct RunRecord {
   int64_t id = 0;
