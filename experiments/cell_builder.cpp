@@ -142,6 +142,8 @@ TrainSettings read_train(const json& t) {
   s.epochs = get<int64_t>(t, "epochs", "train");
   s.batch_size = get<int64_t>(t, "batch_size", "train");
   s.train_eval_size = get<int64_t>(t, "train_eval_size", "train");
+  s.test_every = get<int64_t>(t, "test_every", "train");
+  s.val_every = get<int64_t>(t, "val_every", "train");
   s.checkpoint_every = get<int64_t>(t, "checkpoint_every", "train");
   s.amp = get<std::string>(t, "amp", "train") == "bf16";
   s.device = get<std::string>(t, "device", "train");

@@ -39,6 +39,8 @@ struct TrainSettings {
   int64_t epochs = 0;
   int64_t batch_size = 0;
   int64_t train_eval_size = 0;           // examples of the training set evaluated at the end (0 = all)
+  int64_t test_every = 1;                // epochs between test evaluations (0 = the last epoch only)
+  int64_t val_every = 1;                 // epochs between validation evaluations (0 = the last epoch only)
   int64_t checkpoint_every = 0;          // epochs between checkpoints (0 = never)
   bool amp = false;                      // bfloat16 autocast of the forward passes
   std::string device;                    // as the grid names it (auto, cpu, cuda:N)

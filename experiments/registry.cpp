@@ -448,6 +448,14 @@ const Registry& train_settings() {
                       "training-set accuracy (for the generalization gap) is measured on a fixed random subset "
                       "of this many examples after the last epoch (0 = the whole training set)",
                       ParamType::kInteger),
+         outside_key(non_negative("test_every", 1,
+                                  "evaluate the test split every this many epochs, and always after the last "
+                                  "(0 = after the last only; selection never reads the test split)",
+                                  ParamType::kInteger)),
+         outside_key(non_negative("val_every", 1,
+                                  "evaluate the validation split every this many epochs, and always after the "
+                                  "last (0 = after the last only; selection reads the last)",
+                                  ParamType::kInteger)),
          outside_key(non_negative("checkpoint_every", 1,
                                   "save model, optimizer, controller and RNG state every this many epochs, so "
                                   "that an interrupted run resumes there (0 = never)",

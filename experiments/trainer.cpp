@@ -222,7 +222,9 @@ void Trainer::evaluate(int64_t epoch, bool last) {
     out_.eval(storage::EvalRow{epoch, step_, split, ev.loss, ev.acc, ev.top5, final}, std::move(metrics));
   };
   const auto t_eval = Clock::now();
+  auto due = [&](int64_t every) { return last || (every > 0 && (epoch + 1) % every == 0); };
   for (const std::string& split : m.task->eval_splits()) {
+    if (!due(split == "val" ? s_.train.val_every : s_.train.test_every)) continue;
     const Evaluation ev = m.task->evaluate(m.model, *m.module, split);
     post(split, ev, last);
     if (split == "val") {

@@ -58,6 +58,8 @@ def configuration(cfg):
     train = c.get("train", {})
     train.pop("device", None)
     train.pop("checkpoint_every", None)
+    train.pop("test_every", None)
+    train.pop("val_every", None)
     return c
 
 

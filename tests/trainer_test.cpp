@@ -161,3 +161,38 @@ TEST_CASE("trainer: once another process takes the cell over, nothing more is wr
   CHECK(count(w, "SELECT count(*) FROM evals") == 0);
   CHECK_FALSE((std::filesystem::exists(dir.file("ckpt")) && !std::filesystem::is_empty(dir.file("ckpt"))));
 }
+
+TEST_CASE("trainer: test_every and val_every evaluate their split on their epochs and always after the last",
+          "[trainer]") {
+  TempDir dir("trainer-test-every");
+  auto data = htga::test::tiny_images();
+  const auto val = htga::test::tiny_images(11);
+  data.val_x = val.test_x;
+  data.val_y = val.test_y;
+  for (const auto& [every, test_epochs] :
+       std::vector<std::pair<int, std::string>>{{0, "2"}, {2, "1,2"}, {1, "0,1,2"}}) {
+    json train = kTrain;
+    train["test_every"] = every;
+    train["val_every"] = every == 1 ? 0 : 1;  // validation: after the last epoch only, or every epoch
+    const auto settings = htga::test::one_cell(kHtga, train);
+    htga::storage::Writer w(std::make_unique<htga::storage::Store>(dir.file(fmt::format("t{}.db", every))));
+    const auto claim = w.call([](htga::storage::Store& s) { return s.claim_run(record("a"), 60, true); });
+    CellWriter out(w, claim.fence());
+    Trainer t(settings, data, torch::kCPU, out, TrainerOptions{});
+    const auto outcome = t.run();
+    out.sync();
+    CHECK(outcome.status == CellStatus::kFinished);
+    CHECK(std::isfinite(outcome.test_acc));
+    CHECK(count(w, "SELECT count(*) FROM evals WHERE split = 'val'") == (every == 1 ? 1 : 3));
+    CHECK(count(w, "SELECT count(*) FROM evals WHERE split = 'val' AND epoch = 2 AND final = 1") == 1);
+    CHECK(std::isfinite(outcome.val_acc));
+    const auto epochs = w.call([](htga::storage::Store& s) {
+      htga::storage::Statement q(s.database(),
+                                 "SELECT group_concat(epoch) FROM (SELECT epoch FROM evals "
+                                 "WHERE split = 'test' ORDER BY epoch)");
+      q.step();
+      return q.get_text(0);
+    });
+    CHECK(epochs == test_epochs);
+  }
+}
