@@ -76,6 +76,16 @@ void BatchStream::make_image(int64_t p, JpegCodec& codec, RgbImage& decoded, Rgb
 }
 
 void BatchStream::work() {
+  try {
+    work_loop();
+  } catch (...) {  // a codec that cannot be created
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!error_) error_ = std::current_exception();
+    cv_.notify_all();
+  }
+}
+
+void BatchStream::work_loop() {
   JpegCodec codec;
   RgbImage decoded, scratch;
   const int64_t ring = static_cast<int64_t>(slots_.size());

@@ -85,6 +85,7 @@ class BatchStream {
   };
   int64_t batch_images(int64_t b) const;
   void work();
+  void work_loop();
   void make_image(int64_t position, JpegCodec& codec, RgbImage& decoded, RgbImage& scratch);
 
   const PackFile& pack_;

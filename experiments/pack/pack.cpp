@@ -87,6 +87,16 @@ class Pipeline {
 
  private:
   void work() {
+    try {
+      work_loop();
+    } catch (...) {  // a codec that cannot be created
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!error_) error_ = std::current_exception();
+      cv_.notify_all();
+    }
+  }
+
+  void work_loop() {
     JpegCodec codec;
     const int64_t n = static_cast<int64_t>(images_.size());
     for (;;) {
@@ -241,7 +251,9 @@ uint64_t inputs_fingerprint(const SplitInputs& split, const std::vector<std::str
   for (const InputImage& in : split.images) {
     std::error_code ec;
     const uint64_t bytes = fs::file_size(in.path, ec);
-    add(in.path.c_str(), in.path.size() + 1);
+    // Relative to ROOT: `htga pack ./data/x` resumes what `htga pack data/x` began.
+    const std::string relative = fs::path(in.path).lexically_relative(s.root).string();
+    add(relative.c_str(), relative.size() + 1);
     add(&bytes, sizeof bytes);
     add(&in.label, sizeof in.label);
   }

@@ -62,7 +62,7 @@ struct PackReport {
 /// stays for the next run).
 PackReport pack_dataset(const PackSettings& settings, std::ostream& err);
 
-/// The fingerprint a split's pack and journal carry: the inputs (paths, sizes, labels), the
+/// The fingerprint a split's pack and journal carry: the inputs (paths under ROOT, sizes, labels), the
 /// classes and the options that change the bytes.
 uint64_t inputs_fingerprint(const SplitInputs& split, const std::vector<std::string>& classes,
                             const PackSettings& settings);

@@ -384,6 +384,31 @@ TEST_CASE("val transform: Resize(crop / 0.875) then the centre crop", "[pack]") 
                        img.pixels.begin() + ((y + 4) * 90 + 17) * 3));
 }
 
+TEST_CASE("decode: a CMYK (YCCK) JPEG comes out as RGB, Adobe's inverted convention", "[pack]") {
+  // Constant C, M, Y, K stored inverted (255 = no ink): R = C * K / 255 and so on.
+  const int h = 16, w = 16;
+  std::vector<uint8_t> cmyk(h * w * 4);
+  for (int i = 0; i < h * w; ++i) {
+    cmyk[4 * i] = 255;
+    cmyk[4 * i + 1] = 128;
+    cmyk[4 * i + 2] = 0;
+    cmyk[4 * i + 3] = 200;
+  }
+  tjhandle th = tjInitCompress();
+  unsigned char* jpeg = nullptr;
+  unsigned long size = 0;
+  REQUIRE(tjCompress2(th, cmyk.data(), w, 0, h, TJPF_CMYK, &jpeg, &size, TJSAMP_444, 100, 0) == 0);
+  JpegCodec codec;
+  const RgbImage rgb = decode_image(codec, jpeg, size);
+  tjFree(jpeg);
+  tjDestroy(th);
+  REQUIRE(rgb.height == h);
+  REQUIRE(rgb.width == w);
+  CHECK(std::abs(rgb.pixels[0] - 200) <= 2);  // 255 * 200 / 255
+  CHECK(std::abs(rgb.pixels[1] - 100) <= 2);  // 128 * 200 / 255 = 100.4
+  CHECK(rgb.pixels[2] <= 2);
+}
+
 TEST_CASE("resize: constant images stay constant, and an integer downscale averages", "[pack]") {
   RgbImage flat{7, 9, std::vector<uint8_t>(7 * 9 * 3, 77)};
   const RgbImage small = resize_shorter(flat, 3), large = resize_shorter(flat, 20);
