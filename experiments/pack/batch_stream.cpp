@@ -64,7 +64,6 @@ void BatchStream::make_image(int64_t p, JpegCodec& codec, RgbImage& decoded, Rgb
   Slot& slot = slots_[b % static_cast<int64_t>(slots_.size())];
   const int64_t image = order_[p];
   pack_.decode(image, codec, decoded);
-  pack_.drop_pages(image);
   uint8_t* out = slot.pixels.data() + k * image_bytes_;
   if (o_.train) {
     ImageRng rng(o_.seed, static_cast<uint64_t>(o_.epoch), static_cast<uint64_t>(p));

@@ -16,7 +16,8 @@
 // (seed, epoch) when `shuffle`. Image p of the epoch is transformed (augment.h) with
 // ImageRng(seed, epoch, p): the batches are bit-identical for any number of threads.
 // Memory: `ring` buffers of batch_size * crop * crop * 3 bytes, a decode buffer per thread, and
-// the pages of the images in flight (PackFile::drop_pages): independent of the pack's size.
+// the bytes of the images in flight (PackFile::read, not the mapping): independent of the pack's
+// size, but for the index's pages that label() touches (24 bytes an image).
 // Workers wait when the ring is full (back-pressure); at most `ring` batches can be held by the
 // consumer at once (next() with all of them held is a logic_error rather than a deadlock).
 

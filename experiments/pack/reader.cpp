@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
 
 #include "experiments/error.h"
 
@@ -27,20 +28,28 @@ PackFile::PackFile(const std::string& path) : path_(path) {
     throw InputError(path + ": truncated: " + std::to_string(mapped_) + " bytes, no complete header");
   }
   void* map = mmap(nullptr, mapped_, PROT_READ, MAP_SHARED, fd, 0);
-  ::close(fd);
-  if (map == MAP_FAILED) throw InputError(path + ": cannot map: " + std::strerror(errno));
+  if (map == MAP_FAILED) {
+    ::close(fd);
+    throw InputError(path + ": cannot map: " + std::strerror(errno));
+  }
+  fd_ = fd;
   data_ = static_cast<const uint8_t*>(map);
-  madvise(map, mapped_, MADV_RANDOM);  // batches read images in a shuffled order
   try {
     header_ = decode_header(data_, mapped_, mapped_, path);
     validate_index();
+    // The check read the whole index: hand its pages back (they stay in the page cache).
+    madvise(map, mapped_, MADV_DONTNEED);
   } catch (...) {
     munmap(const_cast<uint8_t*>(data_), mapped_);
+    ::close(fd_);
     throw;
   }
 }
 
-PackFile::~PackFile() { munmap(const_cast<uint8_t*>(data_), mapped_); }
+PackFile::~PackFile() {
+  munmap(const_cast<uint8_t*>(data_), mapped_);
+  ::close(fd_);
+}
 
 void PackFile::validate_index() {
   const uint64_t first = header_bytes(header_.classes), n = header_.count;
@@ -66,15 +75,30 @@ void PackFile::validate_index() {
   }
 }
 
+void PackFile::read(int64_t i, std::vector<uint8_t>& out) const {
+  const IndexEntry e = entry(i);
+  out.resize(e.bytes);
+  uint64_t done = 0;
+  while (done < e.bytes) {
+    const ssize_t got = pread(fd_, out.data() + done, e.bytes - done, static_cast<off_t>(e.offset + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0)
+      throw std::runtime_error(path_ + ": cannot read image " + std::to_string(i) + ": " + std::strerror(errno));
+    done += static_cast<uint64_t>(got);
+  }
+}
+
 void PackFile::decode(int64_t i, JpegCodec& codec, RgbImage& out) const {
   const IndexEntry e = entry(i);
-  const uint8_t* p = data_ + e.offset;
   if (header_.mode == Mode::kRaw) {
+    read(i, out.pixels);
     out.height = static_cast<int>(e.height);
     out.width = static_cast<int>(e.width);
-    out.pixels.assign(p, p + e.bytes);
     return;
   }
+  thread_local std::vector<uint8_t> bytes;  // the largest JPEG this thread has read
+  read(i, bytes);
+  const uint8_t* p = bytes.data();
   try {
     codec.decode_into(p, e.bytes, /*min_short=*/0, out);
   } catch (const DecodeError& err) {
@@ -91,14 +115,6 @@ RgbImage PackFile::decode(int64_t i) const {
   RgbImage out;
   decode(i, codec, out);
   return out;
-}
-
-void PackFile::drop_pages(int64_t i) const {
-  const IndexEntry e = entry(i);
-  static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-  // Rounded outwards: a page shared with a neighbour is mapped again if the neighbour is read.
-  const uint64_t begin = e.offset / page * page, end = std::min(mapped_, (e.offset + e.bytes + page - 1) / page * page);
-  madvise(const_cast<uint8_t*>(data_) + begin, end - begin, MADV_DONTNEED);
 }
 
 }  // namespace htga::pack

@@ -30,17 +30,18 @@ class PackFile {
 
   IndexEntry entry(int64_t i) const { return decode_entry(index_ + i * kIndexEntryBytes); }
   int32_t label(int64_t i) const { return entry(i).label; }
-  /// The stored bytes of image i (JPEG, or raw pixels), inside the mapping.
+  /// The stored bytes of image i (JPEG, or raw pixels), inside the mapping: pages read this way
+  /// stay in the process's resident set until it unmaps the file.
   const uint8_t* bytes(int64_t i) const { return data_ + entry(i).offset; }
+  /// Copies image i's stored bytes into `out` with pread(2): no mapped pages are left behind, so
+  /// streaming a pack larger than memory keeps the resident memory flat.
+  void read(int64_t i, std::vector<uint8_t>& out) const;
 
-  /// Image i as uint8 HWC RGB into `out` (its buffer reused): JPEG decoded with `codec` (one per
-  /// thread), raw copied. A JPEG that does not decode is an InputError naming the pack and image.
+  /// Image i as uint8 HWC RGB into `out` (its buffer reused), read with pread(2): JPEG decoded
+  /// with `codec` (one per thread), raw copied. A JPEG that does not decode, or decodes to
+  /// another size than the index says, is an InputError naming the pack and the image.
   void decode(int64_t i, JpegCodec& codec, RgbImage& out) const;
   RgbImage decode(int64_t i) const;  // a codec of its own: for tests and tools, not loops
-  /// Lets the kernel drop image i's pages from this process's resident set (madvise DONTNEED:
-  /// the pages stay in the page cache, the next read maps them again). Streaming a pack larger
-  /// than memory this way keeps the resident memory flat.
-  void drop_pages(int64_t i) const;
 
  private:
   void validate_index();
@@ -50,6 +51,7 @@ class PackFile {
   const uint8_t* data_ = nullptr;  // the whole file
   uint64_t mapped_ = 0;
   const uint8_t* index_ = nullptr;
+  int fd_ = -1;  // kept open for read()
 };
 
 }  // namespace htga::pack
