@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "cli/cmd_data.h"
+#include "cli/cmd_pack.h"
 #include "cli/commands.h"
 #include "cli/slurm.h"
 #include "experiments/cpus.h"
@@ -92,6 +93,7 @@ int main(int argc, char** argv) {
   htga::cli::setup_slurm(app, exit_code);
   htga::cli::setup_runs(app, exit_code);
   htga::cli::setup_data(app, exit_code);
+  htga::cli::setup_pack(app, exit_code);
   try {
     reject_unknown_command(app, argc, argv);
     app.parse(argc, argv);
