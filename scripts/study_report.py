@@ -220,7 +220,7 @@ def q1_figure(df, layers, out_dir):
 
 
 def q1_text(df, fits, layer_fits):
-    t = ["Each point is one run (seed 0, plain SGD); its alpha_hat is the median over the second half "
+    t = ["Table Q1-a. Each point is one run (seed 0, plain SGD); its alpha_hat is the median over the second half "
          "of its steps. Slope: OLS of alpha_hat on log10(lr/b), 95% interval. A negative slope means "
          "heavier tails (smaller alpha) at larger lr/b, as the literature reports.", ""]
     rows = [[f.model, f.noise, f.estimator, f.scope, f"{f.used}/{f.cells}",
@@ -243,14 +243,24 @@ def q1_text(df, fits, layer_fits):
     t.append(md_table(["model", "noise", "scope", "runs", "Pearson", "Spearman", "median hill - stable",
                        "largest abs. difference"], agree))
     if not layer_fits.empty:
-        t += ["", "Table Q1-c: per layer (probe noise, layer scope): the layer's median alpha_hat over the "
-              "16 runs and its own slope.", ""]
-        rows = [[f.model, f.estimator, f.layer, fmt(f.median_alpha, 2),
-                 f"{fmt(f.slope)} [{fmt(f.slope_lo)}, {fmt(f.slope_hi)}]"]
-                for f in layer_fits[layer_fits["noise"] == "probe"].itertuples()]
-        t.append(md_table(["model", "estimator", "layer", "median alpha_hat", "slope [95% CI]"], rows))
-    t += ["", "![alpha_hat against lr/b](study/figures/q1_alpha_vs_lr_b.png)",
-          "", "![per-layer alpha_hat against lr/b](study/figures/q1_layers.png)", ""]
+        probe = layer_fits[layer_fits["noise"] == "probe"]
+        t += ["", "Table Q1-c: per layer (probe noise, layer scope), summarised per model and estimator: each "
+              "layer's median alpha_hat over the 16 runs, and how many layers have a slope whose 95% interval "
+              "lies below 0 (heavier tails at larger lr/b) or above 0 (all layers: results/study/q1_layer_slopes.csv).",
+              ""]
+        rows = []
+        for (model, est), part in probe.groupby(["model", "estimator"]):
+            rows.append([model, est, len(part), f"{fmt(part['median_alpha'].min(), 2)} - {fmt(part['median_alpha'].max(), 2)}",
+                         int((part["slope_hi"] < 0).sum()), int((part["slope_lo"] > 0).sum())])
+        t.append(md_table(["model", "estimator", "layers", "median alpha_hat of the layers (range)",
+                           "slope < 0", "slope > 0"], rows))
+        t += ["", "Table Q1-d: every layer of the MLP and the CNN (Hill, probe noise).", ""]
+        rows = [[f.model, f.layer, fmt(f.median_alpha, 2), f"{fmt(f.slope)} [{fmt(f.slope_lo)}, {fmt(f.slope_hi)}]"]
+                for f in probe[(probe["estimator"] == "hill") & probe["model"].isin(["mlp", "cnn"])].itertuples()]
+        t.append(md_table(["model", "layer", "median alpha_hat", "slope [95% CI]"], rows))
+    t += ["", "Figure Q1-a: alpha_hat against lr/b, every run.", "", "![alpha_hat against lr/b](study/figures/q1_alpha_vs_lr_b.png)",
+          "", "Figure Q1-b: per layer (thin) and global (thick), Hill on the probe noise.", "",
+          "![per-layer alpha_hat against lr/b](study/figures/q1_layers.png)", ""]
     return "\n".join(t)
 
 
@@ -296,7 +306,7 @@ def q2(args, con, out_dir):
         return "No Q2 run in the database yet.\n", []
     pd.DataFrame([{k: v for k, v in r.items() if k not in ("config", "test_values", "seeds")}
                   for r in all_rows]).to_csv(os.path.join(out_dir, "q2_summary.csv"), index=False)
-    t = ["Per regime, the configuration of each family with the best mean validation accuracy "
+    t = ["Table Q2. Per regime, the configuration of each family with the best mean validation accuracy "
          "(9 per family), reported on the test set over its seeds. diff: HTGA minus the baseline, "
          "paired by seed, 95% interval; p: paired t-test, Holm-adjusted across every comparison of "
          "the same report (one report per model). Gap: train minus test accuracy.", ""]
@@ -321,7 +331,8 @@ def q2(args, con, out_dir):
                        "diff pp [CI]", "p (Holm)", "gap base", "gap HTGA", "HTGA selected", "baseline selected",
                        "seeds"], table))
     q2_figure(all_rows, out_dir)
-    t += ["", "![test accuracy per regime](study/figures/q2_regimes.png)", ""]
+    t += ["", "Figure Q2-a: test accuracy of each family's selected configuration per regime, 95% intervals.", "",
+          "![test accuracy per regime](study/figures/q2_regimes.png)", ""]
     t += ["", "The reports as `htga report --adjust holm --format markdown` prints them:", ""]
     for prefix, grids, compare, _ in parts:
         t += [f"#### {prefix}-* (baseline {compare})", "", report(args, grids, compare, "markdown").strip(), ""]
@@ -366,7 +377,8 @@ def q3(args, con, out_dir):
                 and r["config"]["train"].get("estimator") == "hill" and r["config"]["train"].get("alpha_every") == 1 \
                 and not r["config"]["optimizer"].get("alpha0_explore") and not r["config"]["optimizer"].get("alpha0_final"):
             full = r
-    t = ["Each variant changes one thing of the full HTGA configuration (10 seeds each). diff: the variant "
+    t = ["Table Q3. Each variant changes one thing of the full HTGA configuration (10 fresh seeds, 10-19, "
+         "not the seeds the configuration was selected on). diff: the variant "
          "minus the full HTGA, paired by seed, 95% interval.", ""]
     table = []
     out = []
@@ -412,7 +424,8 @@ def alpha_over_steps(con, out_dir, q2_rows):
     fig.tight_layout()
     fig.savefig(os.path.join(out_dir, "figures", "alpha_over_steps.png"), dpi=110)
     plt.close(fig)
-    return "![alpha_hat over steps](study/figures/alpha_over_steps.png)\n"
+    return ("Figure Q2-b: alpha_hat over the steps of the selected configurations, MLP, 1000 examples.\n\n"
+            "![alpha_hat over steps](study/figures/alpha_over_steps.png)\n")
 
 
 def setup_text(con, root):

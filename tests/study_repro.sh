@@ -2,12 +2,12 @@
 # The study reproduces: runs one shard of a study grid into a fresh database, one thread per
 # cell as scripts/study does, and compares every run's final test and validation metrics and
 # step count with the stored results/study/runs.csv (same cell key).
-# usage: tests/study_repro.sh path/to/htga GRID SHARD   (e.g. q2-mlp-250 1/30)
+# usage: tests/study_repro.sh path/to/htga GRID [SHARD]   (e.g. q1-online-mlp, or q2-mlp-250 1/30)
 set -euo pipefail
 
 htga=$(realpath "$1")
 grid=$2
-shard=$3
+shard=${3:-}
 root=$(cd "$(dirname "$0")/.." && pwd)
 stored="$root/results/study/runs.csv"
 [ -f "$stored" ] || { echo "study_repro: $stored missing; skipped"; exit 77; }
@@ -17,7 +17,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$root"
 [ -f results/text-data/lm/wiki.train.tokens ] || scripts/make-text-data results/text-data >/dev/null
-"$htga" run grid "experiments/grids/study/$grid.json" --db "$tmp/r.db" --shard "$shard" --jobs 1 --threads 1 -q
+shard_opt=()
+[ -z "$shard" ] || shard_opt=(--shard "$shard")
+"$htga" run grid "experiments/grids/study/$grid.json" --db "$tmp/r.db" "${shard_opt[@]}" --jobs 1 --threads 1 -q
 
 python3 - "$tmp/r.db" "$stored" <<'PY'
 import csv, sqlite3, sys
@@ -47,4 +49,4 @@ for key, status, test, val, steps, *what in rows:
     bad += not same
 sys.exit(f"study_repro: FAILED: {bad} of {len(rows)} cells differ" if bad else 0)
 PY
-echo "study_repro: $grid shard $shard reproduces results/study/runs.csv"
+echo "study_repro: $grid${shard:+ shard $shard} reproduces results/study/runs.csv"
