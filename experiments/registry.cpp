@@ -312,6 +312,14 @@ const Registry& models() {
        {"resnet20", "ResNet-20 for CIFAR (He et al. 2016, option A shortcuts), batch norm", {}},
        {"resnet56", "ResNet-56 for CIFAR (He et al. 2016, option A shortcuts), batch norm", {}},
        {"resnet18", "ResNet-18, CIFAR variant (3x3 stem, no max pool, projection shortcuts), batch norm", {}},
+       {"resnet18-imagenet",
+        "ResNet-18 for ImageNet-sized inputs, torchvision's layout (7x7 stride-2 stem, max pool, 4 stages of "
+        "basic blocks), batch norm; 11.7M parameters for 1000 classes",
+        {}},
+       {"resnet50",
+        "ResNet-50 v1.5 for ImageNet-sized inputs, torchvision's layout (7x7 stride-2 stem, max pool, bottleneck "
+        "blocks with the stride on the 3x3 conv), batch norm; 25.6M parameters for 1000 classes",
+        {}},
        {"vgg11", "VGG-11 with batch norm, CIFAR variant (one Linear after global average pooling)", {}},
        {"lenet5", "LeNet-5 (LeCun et al. 1998) with ReLU and max pooling; images of 12x12 or more", {}},
        {"transformer",

@@ -80,6 +80,14 @@ torch::nn::AnyModule build_resnet56(const json&, const InputShape& in) {
 torch::nn::AnyModule build_resnet18(const json&, const InputShape& in) {
   return torch::nn::AnyModule(ResNet18(in.channels, in.num_classes));
 }
+torch::nn::AnyModule build_resnet18_imagenet(const json&, const InputShape& in) {
+  return torch::nn::AnyModule(
+      ImageNetResNet(std::vector<int64_t>{2, 2, 2, 2}, /*bottleneck=*/false, in.channels, in.num_classes));
+}
+torch::nn::AnyModule build_resnet50(const json&, const InputShape& in) {
+  return torch::nn::AnyModule(
+      ImageNetResNet(std::vector<int64_t>{3, 4, 6, 3}, /*bottleneck=*/true, in.channels, in.num_classes));
+}
 torch::nn::AnyModule build_vgg11(const json&, const InputShape& in) {
   return torch::nn::AnyModule(Vgg11(in.channels, in.height, in.width, in.num_classes));
 }
@@ -101,6 +109,8 @@ const std::map<std::string, ModelFactory>& factories() {
                                                      {"resnet20", {Takes::kImages, build_resnet20}},
                                                      {"resnet56", {Takes::kImages, build_resnet56}},
                                                      {"resnet18", {Takes::kImages, build_resnet18}},
+                                                     {"resnet18-imagenet", {Takes::kImages, build_resnet18_imagenet}},
+                                                     {"resnet50", {Takes::kImages, build_resnet50}},
                                                      {"vgg11", {Takes::kImages, build_vgg11}},
                                                      {"transformer", {Takes::kText, build_transformer}},
                                                      {"transformer-lm", {Takes::kLm, build_transformer}},
