@@ -294,7 +294,10 @@ const std::vector<NotFetched>& loaders_not_fetched() {
   static const std::vector<NotFetched> list = {
       {"text/sentences",
        "your own sentences in GLUE's single-sentence format (scripts/make-text-data writes an example): "
-       "nothing to download"}};
+       "nothing to download"},
+      {"packed",
+       "packs that `htga pack ROOT --out DIR` makes from an image folder (a fetched imagenette, tiny-imagenet, or "
+       "ImageNet unpacked by hand): nothing to download"}};
   return list;
 }
 

@@ -4,6 +4,7 @@
 #include <map>
 #include <stdexcept>
 
+#include "experiments/data/packed.h"
 #include "experiments/error.h"
 #include "experiments/models/cnn.h"
 #include "experiments/models/lenet.h"
@@ -133,6 +134,7 @@ void check_fits(const std::string& name, Takes takes, const InputShape& in) {
 }  // namespace
 
 InputShape input_shape_of(const data::Dataset& d) {
+  if (d.packed) return {3, d.packed->crop, d.packed->crop, d.num_classes};
   if (d.task == data::TaskKind::kImages)
     return {d.train_x.size(1), d.train_x.size(2), d.train_x.size(3), d.num_classes};
   InputShape in;
