@@ -147,6 +147,7 @@ TrainSettings read_train(const json& t) {
   s.checkpoint_every = get<int64_t>(t, "checkpoint_every", "train");
   s.amp = get<std::string>(t, "amp", "train") == "bf16";
   s.device = get<std::string>(t, "device", "train");
+  s.loader_threads = static_cast<int>(get<int64_t>(t, "loader_threads", "train"));
   s.schedule.kind = get<std::string>(t, "schedule", "train");
   s.schedule.warmup_steps = get<int64_t>(t, "lr_warmup_steps", "train");
   s.schedule.step_every = get<int64_t>(t, "lr_step_every", "train");

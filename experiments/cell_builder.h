@@ -44,6 +44,7 @@ struct TrainSettings {
   int64_t checkpoint_every = 0;          // epochs between checkpoints (0 = never)
   bool amp = false;                      // bfloat16 autocast of the forward passes
   std::string device;                    // as the grid names it (auto, cpu, cuda:N)
+  int loader_threads = 4;                // workers decoding a packed dataset's images
   optimizers::ScheduleOptions schedule;  // total_steps is set by for_dataset()
   AlphaSettings alpha;
 };

@@ -158,7 +158,7 @@ void train_claimed(GridRun& g, size_t i, const storage::RunRecord& rec, ClaimedC
     g.active.add(i, cell.out.get());
     const auto epochs = c.config["train"]["epochs"].get<int64_t>();
     const auto batch = c.config["train"]["batch_size"].get<int64_t>();
-    const int64_t rows = g.datasets.at(g.data_key(c)).train_x.size(0);
+    const int64_t rows = g.datasets.at(g.data_key(c)).train_size();
     g.progress.cell_started(g.ref(i), {cell.claim.run_id, epochs, epochs * ((rows + batch - 1) / batch),
                                        cell.claim.from_epoch, cell.claim.from_step, cell.claim.resumed});
     outcome = trainer->run();

@@ -205,7 +205,19 @@ std::vector<Entry> image_datasets() {
                         positive("size", 64, "side of the square images after the central crop and resize, in pixels",
                                  ParamType::kInteger),
                         {"channels", ParamType::kInteger, 3, "1 (grey) or 3 (RGB)", 1.0, false, {}, 3.0, false}},
-                       "none")}};
+                       "none")},
+          {"packed",
+           "images packed by htga pack (DIR/train.pack, DIR/val.pack: the test split), streamed batch by batch by "
+           "loader_threads workers, never held whole; training batches random-resized-cropped and flipped, "
+           "evaluation resized and centre-cropped; normalised with ImageNet's mean and std",
+           [] {
+             auto p = with_common(
+                 {path_param(nullptr, "folder holding train.pack and val.pack (htga pack --out)"),
+                  positive("crop", 224, "side of the square images fed to the model, in pixels", ParamType::kInteger)},
+                 "none");
+             p.pop_back();  // augment: packed batches are always random-resized-cropped and flipped
+             return p;
+           }()}};
 }
 
 std::vector<Entry> text_datasets() {
@@ -312,6 +324,14 @@ const Registry& models() {
        {"resnet20", "ResNet-20 for CIFAR (He et al. 2016, option A shortcuts), batch norm", {}},
        {"resnet56", "ResNet-56 for CIFAR (He et al. 2016, option A shortcuts), batch norm", {}},
        {"resnet18", "ResNet-18, CIFAR variant (3x3 stem, no max pool, projection shortcuts), batch norm", {}},
+       {"resnet18-imagenet",
+        "ResNet-18 for ImageNet-sized inputs, torchvision's layout (7x7 stride-2 stem, max pool, 4 stages of "
+        "basic blocks), batch norm; 11.7M parameters for 1000 classes",
+        {}},
+       {"resnet50",
+        "ResNet-50 v1.5 for ImageNet-sized inputs, torchvision's layout (7x7 stride-2 stem, max pool, bottleneck "
+        "blocks with the stride on the 3x3 conv), batch norm; 25.6M parameters for 1000 classes",
+        {}},
        {"vgg11", "VGG-11 with batch norm, CIFAR variant (one Linear after global average pooling)", {}},
        {"lenet5", "LeNet-5 (LeCun et al. 1998) with ReLU and max pooling; images of 12x12 or more", {}},
        {"transformer",
@@ -391,91 +411,115 @@ const Registry& estimators() {
   return r;
 }
 
+namespace {
+
+/// The train settings of the alpha_hat estimate.
+std::vector<ParamSpec> alpha_params() {
+  return {{"estimator", ParamType::kString, "hill", "tail-index estimator for alpha_hat", -kInf, false,
+           names_of(estimators())},
+          non_negative("alpha_every", 1,
+                       "estimate alpha_hat of the gradient noise every this many steps (0 = never; "
+                       "htga needs it)",
+                       ParamType::kInteger),
+          decay("noise_ema", 0.9, "noise = g_t - m_t, m_t an EMA of gradients with this factor"),
+          {"noise",
+           ParamType::kString,
+           "noise",
+           "what is estimated: noise (g_t - EMA), gradient (raw g_t coordinates), probe (every "
+           "alpha_every steps, probe_batches minibatch gradients at the current weights minus "
+           "their mean, pooled; Simsekli et al. 2019)",
+           -kInf,
+           false,
+           {"noise", "gradient", "probe"}},
+          {"scope",
+           ParamType::kString,
+           "global",
+           "global (all parameters as one vector) or layer (one alpha_hat per parameter tensor, "
+           "stored per layer; the step's alpha_hat is their median)",
+           -kInf,
+           false,
+           {"global", "layer"}},
+          positive("probe_batches", 8, "minibatches per probe (noise = probe)", ParamType::kInteger),
+          non_negative("subsample", 0,
+                       "estimate on a fixed random subset of this many coordinates (0 = all; "
+                       "global scope)",
+                       ParamType::kInteger),
+          non_negative("k", 0,
+                       "order statistics for hill, pickands and moment, block size for stable "
+                       "(0 = floor(sqrt(n)))",
+                       ParamType::kInteger),
+          fraction("k_fraction", 0.0, "k as a fraction of n, e.g. 0.05 (0 = use k); overrides k")};
+}
+
+/// `a` then `b`.
+std::vector<ParamSpec> joined(std::vector<ParamSpec> a, const std::vector<ParamSpec>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+}  // namespace
+
 const Registry& train_settings() {
   static const Registry r{
       "setting",
-      {{"train",
-        "training settings, in a grid's \"defaults\" (a list expands like any hyper-parameter)",
-        {positive("epochs", 1, "passes over the training set", ParamType::kInteger),
-         positive("batch_size", 128, "examples per step", ParamType::kInteger),
-         outside_key(
-             {"device", ParamType::kString, "auto", "auto (CUDA when present), cpu, cuda or cuda:N", -kInf, false, {}}),
-         {"estimator", ParamType::kString, "hill", "tail-index estimator for alpha_hat", -kInf, false,
-          names_of(estimators())},
-         non_negative("alpha_every", 1,
-                      "estimate alpha_hat of the gradient noise every this many steps (0 = never; "
-                      "htga needs it)",
-                      ParamType::kInteger),
-         decay("noise_ema", 0.9, "noise = g_t - m_t, m_t an EMA of gradients with this factor"),
-         {"noise",
-          ParamType::kString,
-          "noise",
-          "what is estimated: noise (g_t - EMA), gradient (raw g_t coordinates), probe (every "
-          "alpha_every steps, probe_batches minibatch gradients at the current weights minus "
-          "their mean, pooled; Simsekli et al. 2019)",
-          -kInf,
-          false,
-          {"noise", "gradient", "probe"}},
-         {"scope",
-          ParamType::kString,
-          "global",
-          "global (all parameters as one vector) or layer (one alpha_hat per parameter tensor, "
-          "stored per layer; the step's alpha_hat is their median)",
-          -kInf,
-          false,
-          {"global", "layer"}},
-         positive("probe_batches", 8, "minibatches per probe (noise = probe)", ParamType::kInteger),
-         non_negative("subsample", 0,
-                      "estimate on a fixed random subset of this many coordinates (0 = all; "
-                      "global scope)",
-                      ParamType::kInteger),
-         non_negative("k", 0,
-                      "order statistics for hill, pickands and moment, block size for stable "
-                      "(0 = floor(sqrt(n)))",
-                      ParamType::kInteger),
-         fraction("k_fraction", 0.0, "k as a fraction of n, e.g. 0.05 (0 = use k); overrides k"),
-         {"schedule",
-          ParamType::kString,
-          "constant",
-          "learning-rate schedule shared by every optimizer: constant, step, cosine",
-          -kInf,
-          false,
-          {"constant", "step", "cosine"}},
-         non_negative("lr_warmup_steps", 0, "linear warmup of the learning rate, in steps", ParamType::kInteger),
-         positive("lr_step_every", 1000, "step schedule: steps between decays", ParamType::kInteger),
-         positive("lr_gamma", 0.1, "step schedule: decay factor"),
-         non_negative("train_eval_size", 10000,
-                      "training-set accuracy (for the generalization gap) is measured on a fixed random subset "
-                      "of this many examples after the last epoch (0 = the whole training set)",
-                      ParamType::kInteger),
-         outside_key(non_negative("test_every", 1,
-                                  "evaluate the test split every this many epochs, and always after the last "
-                                  "(0 = after the last only; selection never reads the test split)",
-                                  ParamType::kInteger)),
-         outside_key(non_negative("val_every", 1,
-                                  "evaluate the validation split every this many epochs, and always after the "
-                                  "last (0 = after the last only; selection reads the last)",
-                                  ParamType::kInteger)),
-         outside_key(non_negative("checkpoint_every", 1,
-                                  "save model, optimizer, controller and RNG state every this many epochs, so "
-                                  "that an interrupted run resumes there (0 = never)",
-                                  ParamType::kInteger)),
-         {"amp",
-          ParamType::kString,
-          "none",
-          "mixed precision: none, or bf16 (autocast: matrix products and convolutions in bfloat16; "
-          "parameters, gradients, losses and alpha_hat stay float32); for GPUs with bfloat16 units",
-          -kInf,
-          false,
-          {"none", "bf16"}},
-         outside_key({"alpha_graph",
-                      ParamType::kBool,
-                      true,
-                      "on CUDA, run the alpha_hat estimator as one captured CUDA graph (the same values with "
-                      "one launch instead of dozens)",
-                      -kInf,
-                      false,
-                      {}})}}}};
+      {{"train", "training settings, in a grid's \"defaults\" (a list expands like any hyper-parameter)",
+        joined(joined({positive("epochs", 1, "passes over the training set", ParamType::kInteger),
+                       positive("batch_size", 128, "examples per step", ParamType::kInteger),
+                       outside_key({"device",
+                                    ParamType::kString,
+                                    "auto",
+                                    "auto (CUDA when present), cpu, cuda or cuda:N",
+                                    -kInf,
+                                    false,
+                                    {}}),
+                       outside_key(
+                           positive("loader_threads", 4,
+                                    "threads that decode and crop the packed dataset's images (the same batches for "
+                                    "any number)",
+                                    ParamType::kInteger))},
+                      alpha_params()),
+               {{"schedule",
+                 ParamType::kString,
+                 "constant",
+                 "learning-rate schedule shared by every optimizer: constant, step, cosine",
+                 -kInf,
+                 false,
+                 {"constant", "step", "cosine"}},
+                non_negative("lr_warmup_steps", 0, "linear warmup of the learning rate, in steps", ParamType::kInteger),
+                positive("lr_step_every", 1000, "step schedule: steps between decays", ParamType::kInteger),
+                positive("lr_gamma", 0.1, "step schedule: decay factor"),
+                non_negative("train_eval_size", 10000,
+                             "training-set accuracy (for the generalization gap) is measured on a fixed random subset "
+                             "of this many examples after the last epoch (0 = the whole training set)",
+                             ParamType::kInteger),
+                outside_key(non_negative("test_every", 1,
+                                         "evaluate the test split every this many epochs, and always after the last "
+                                         "(0 = after the last only; selection never reads the test split)",
+                                         ParamType::kInteger)),
+                outside_key(non_negative("val_every", 1,
+                                         "evaluate the validation split every this many epochs, and always after the "
+                                         "last (0 = after the last only; selection reads the last)",
+                                         ParamType::kInteger)),
+                outside_key(non_negative("checkpoint_every", 1,
+                                         "save model, optimizer, controller and RNG state every this many epochs, so "
+                                         "that an interrupted run resumes there (0 = never)",
+                                         ParamType::kInteger)),
+                {"amp",
+                 ParamType::kString,
+                 "none",
+                 "mixed precision: none, or bf16 (autocast: matrix products and convolutions in bfloat16; "
+                 "parameters, gradients, losses and alpha_hat stay float32); for GPUs with bfloat16 units",
+                 -kInf,
+                 false,
+                 {"none", "bf16"}},
+                outside_key({"alpha_graph",
+                             ParamType::kBool,
+                             true,
+                             "on CUDA, run the alpha_hat estimator as one captured CUDA graph (the same values with "
+                             "one launch instead of dozens)",
+                             -kInf,
+                             false,
+                             {}})})}}};
   return r;
 }
 

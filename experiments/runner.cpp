@@ -113,8 +113,8 @@ void load_datasets(GridRun& g, const std::vector<size_t>& todo, const std::strin
     const Cell& c = g.grid.cells[i];
     if (g.datasets.count(g.data_key(c)) || stop_requested()) continue;
     auto ds = data::load_dataset(c.config["dataset"], g.device_of(c), load_options);
-    g.progress.dataset_loaded({ds.name, g.device_of(c).str(), ds.cache_note, ds.train_x.size(0), ds.val_x.size(0),
-                               ds.test_x.size(0), ds.load_seconds});
+    g.progress.dataset_loaded({ds.name, g.device_of(c).str(), ds.cache_note, ds.train_size(), ds.val_size(),
+                               ds.test_size(), ds.load_seconds});
     g.datasets.emplace(g.data_key(c), std::move(ds));
   }
   check_models(g, todo);

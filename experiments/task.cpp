@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "experiments/data/augment.h"
+#include "experiments/data/packed.h"
 #include "experiments/metrics.h"
 #include "experiments/torch_compat.h"
 
@@ -17,6 +18,22 @@ namespace F = torch::nn::functional;
 Task::Task(const data::Dataset& dataset) : d_(dataset), kind_(dataset.task) {}
 
 Task::Batch Task::batch(const torch::Tensor& idx, at::Generator* augment_gen) const {
+  if (d_.packed) {
+    if (augment_gen) throw std::logic_error("Task::batch: packed training batches stream through PackedBatches");
+    const data::PackedSource& s = *d_.packed;
+    auto rows = idx.to(torch::kCPU, torch::kInt64).contiguous();
+    pack::BatchStreamOptions o;
+    for (int64_t i = 0; i < rows.numel(); ++i) o.indices.push_back(s.train_rows.at(rows.data_ptr<int64_t>()[i]));
+    o.batch_size = std::max<int64_t>(1, rows.numel());
+    o.train = false;
+    o.shuffle = false;
+    o.loader_threads = loader_threads_;
+    o.ring = 1;  // one batch: one buffer
+    data::PackedBatches stream(s, *s.train_pack, std::move(o));
+    auto b = stream.next();
+    if (!b) throw std::runtime_error("stopped while decoding a batch of " + s.train_pack->path());
+    return {b->x, b->y};
+  }
   if (kind_ == data::TaskKind::kImages) {
     auto x = d_.train_x.index_select(0, idx);
     if (augment_gen) x = data::augment_batch(x, d_.augment, *augment_gen);
@@ -56,7 +73,7 @@ torch::Tensor Task::accuracy(const torch::Tensor& out, const torch::Tensor& y) c
 
 std::vector<std::string> Task::eval_splits() const {
   std::vector<std::string> out;
-  if (d_.val_x.size(0) > 0) out.push_back("val");
+  if (d_.val_size() > 0) out.push_back("val");
   out.push_back("test");
   if (d_.test2_x.defined()) out.push_back(d_.test2_name);
   return out;
@@ -96,27 +113,91 @@ Task::Rows Task::rows(const std::string& split) const {
   }
   r.x = *xp, r.y = *yp;
   if (split == "train" && train_eval_size_ > 0 && r.x.size(0) > train_eval_size_) {
-    // The same rows for every run of the dataset: a permutation from a fixed seed.
-    auto gen = at::detail::createCPUGenerator(0x7a1e5eedULL);
-    auto picked =
-        torch::randperm(r.x.size(0), gen, torch::TensorOptions().dtype(torch::kInt64)).narrow(0, 0, train_eval_size_);
-    auto rows = std::get<0>(picked.sort()).to(r.x.device());
+    auto rows = train_eval_rows(r.x.size(0)).to(r.x.device());
     r.x = r.x.index_select(0, rows);
     if (r.y.defined() && r.y.size(0) == xp->size(0)) r.y = r.y.index_select(0, rows);
   }
   return r;
 }
 
+torch::Tensor Task::train_eval_rows(int64_t n) const {
+  if (train_eval_size_ <= 0 || n <= train_eval_size_) return torch::arange(n, torch::kInt64);
+  // The same rows for every run of the dataset: a permutation from a fixed seed.
+  auto gen = at::detail::createCPUGenerator(0x7a1e5eedULL);
+  auto picked = torch::randperm(n, gen, torch::TensorOptions().dtype(torch::kInt64)).narrow(0, 0, train_eval_size_);
+  return std::get<0>(picked.sort());
+}
+
 Evaluation Task::evaluate(torch::nn::AnyModule& model, torch::nn::Module& module, const std::string& split) const {
-  const Rows r = rows(split);
+  const Rows r = d_.packed ? Rows{} : rows(split);
   // Inference mode: no autograd records and no version counters (cheaper than no_grad); the
   // tensors made here are read as numbers and never reach training.
   c10::InferenceMode inference;
-  compat::Autocast autocast(r.x.device(), amp_);
+  compat::Autocast autocast(d_.packed ? d_.packed->device : r.x.device(), amp_);
   module.eval();
-  Evaluation ev = kind_ == data::TaskKind::kImages ? evaluate_images(model, r) : evaluate_text(model, r);
+  Evaluation ev = d_.packed                          ? evaluate_packed(model, split)
+                  : kind_ == data::TaskKind::kImages ? evaluate_images(model, r)
+                                                     : evaluate_text(model, r);
   module.train();
   return ev;
+}
+
+namespace {
+
+/// Loss, top-1 and top-5 of image classification summed over chunks, on the device.
+struct ImageScores {
+  torch::Tensor loss_sum, correct, correct5;
+  bool top5 = false;
+  ImageScores(const torch::TensorOptions& on, bool with_top5)
+      : loss_sum(torch::zeros({}, on.dtype(torch::kFloat64))),
+        correct(torch::zeros({}, on.dtype(torch::kInt64))),
+        correct5(torch::zeros({}, on.dtype(torch::kInt64))),
+        top5(with_top5) {}
+  void add(const torch::Tensor& logits, const torch::Tensor& y) {
+    loss_sum += F::cross_entropy(logits, y, F::CrossEntropyFuncOptions().reduction(torch::kSum)).to(torch::kFloat64);
+    correct += logits.argmax(1).eq(y).sum();
+    if (top5) correct5 += std::get<1>(logits.topk(5, 1)).eq(y.unsqueeze(1)).any(1).sum();
+  }
+  Evaluation result(int64_t n) const {
+    auto all = torch::stack({loss_sum, correct.to(torch::kFloat64), correct5.to(torch::kFloat64)}).cpu();
+    Evaluation ev;
+    ev.loss = all[0].item<double>() / n;
+    ev.acc = all[1].item<double>() / n;
+    ev.top5 = top5 ? all[2].item<double>() / n : NAN;
+    ev.main = ev.acc;
+    return ev;
+  }
+};
+
+}  // namespace
+
+Evaluation Task::evaluate_packed(torch::nn::AnyModule& model, const std::string& split) const {
+  const data::PackedSource& s = *d_.packed;
+  pack::BatchStreamOptions o;
+  o.indices = s.rows_of(split);
+  if (split == "train") {
+    auto rows = train_eval_rows(static_cast<int64_t>(o.indices.size()));
+    std::vector<int64_t> picked;
+    for (int64_t i = 0; i < rows.numel(); ++i) picked.push_back(o.indices[rows.data_ptr<int64_t>()[i]]);
+    o.indices = std::move(picked);
+  }
+  const auto n = static_cast<int64_t>(o.indices.size());
+  Evaluation none;
+  none.loss = NAN;
+  if (n == 0) return none;
+  o.batch_size = s.device.is_cuda() ? 256 : 32;  // as evaluate_images: small chunks stay in the CPU's cache
+  o.train = false;
+  o.shuffle = false;
+  o.loader_threads = loader_threads_;
+  data::PackedBatches stream(s, s.pack_of(split), std::move(o));
+  ImageScores scores(torch::TensorOptions().device(s.device), d_.num_classes >= 100);
+  int64_t seen = 0;
+  while (auto b = stream.next()) {
+    scores.add(model.forward(b->x), b->y);
+    seen += b->y.size(0);
+  }
+  if (seen < n) return none;  // stopped on request: no measurement (NaN) rather than part of the split
+  return scores.result(n);
 }
 
 Evaluation Task::evaluate_images(torch::nn::AnyModule& model, const Rows& r) const {
@@ -126,25 +207,12 @@ Evaluation Task::evaluate_images(torch::nn::AnyModule& model, const Rows& r) con
   // at any size. A GPU wants large chunks (fewer launches).
   const torch::Tensor &x = r.x, &y = r.y;
   const int64_t n = x.size(0), chunk = x.is_cuda() ? 1024 : 32;
-  const bool top5 = d_.num_classes >= 100;
-  auto loss_sum = torch::zeros({}, x.options().dtype(torch::kFloat64));
-  auto correct = torch::zeros({}, x.options().dtype(torch::kInt64));
-  auto correct5 = torch::zeros({}, x.options().dtype(torch::kInt64));
+  ImageScores scores(x.options(), d_.num_classes >= 100);
   for (int64_t i = 0; i < n; i += chunk) {
     const int64_t len = std::min(chunk, n - i);
-    auto logits = model.forward(x.narrow(0, i, len));
-    auto yy = y.narrow(0, i, len);
-    loss_sum += F::cross_entropy(logits, yy, F::CrossEntropyFuncOptions().reduction(torch::kSum)).to(torch::kFloat64);
-    correct += logits.argmax(1).eq(yy).sum();
-    if (top5) correct5 += std::get<1>(logits.topk(5, 1)).eq(yy.unsqueeze(1)).any(1).sum();
+    scores.add(model.forward(x.narrow(0, i, len)), y.narrow(0, i, len));
   }
-  auto all = torch::stack({loss_sum, correct.to(torch::kFloat64), correct5.to(torch::kFloat64)}).cpu();
-  Evaluation ev;
-  ev.loss = all[0].item<double>() / n;
-  ev.acc = all[1].item<double>() / n;
-  ev.top5 = top5 ? all[2].item<double>() / n : NAN;
-  ev.main = ev.acc;
-  return ev;
+  return scores.result(n);
 }
 
 Evaluation Task::evaluate_text(torch::nn::AnyModule& model, const Rows& r) const {

@@ -33,7 +33,9 @@ class Task {
     torch::Tensor x, y;
   };
   /// Training rows `idx` (on the device): images augmented from `augment_gen` when given; LM
-  /// windows split into inputs and next-token targets.
+  /// windows split into inputs and next-token targets. A packed dataset's rows are decoded here,
+  /// resized and centre-cropped without augmentation (the probe's batches: `augment_gen` must
+  /// be null; training batches stream through data::PackedBatches).
   Batch batch(const torch::Tensor& idx, at::Generator* augment_gen) const;
 
   /// The mean loss of a batch: cross-entropy (classes, and per position for spans and LM tokens)
@@ -54,6 +56,12 @@ class Task {
   void set_train_eval_size(int64_t n) { train_eval_size_ = n; }
   /// Evaluate under bfloat16 autocast (train.amp = "bf16"), as the training steps are.
   void set_amp(bool amp) { amp_ = amp; }
+  /// Workers that decode a packed dataset's images for batch() and evaluate().
+  void set_loader_threads(int n) { loader_threads_ = n; }
+
+  /// The rows of the training set that evaluate("train") measures: all of them, or a fixed
+  /// random subset of train_eval_size (the same for every run of the dataset), sorted.
+  torch::Tensor train_eval_rows(int64_t n) const;
 
  private:
   /// The rows of a split (the training set's fixed subset for "train"), with SQuAD's answers.
@@ -70,6 +78,8 @@ class Task {
   };
   Rows rows(const std::string& split) const;
   Evaluation evaluate_images(torch::nn::AnyModule& model, const Rows& r) const;
+  /// A split of a packed dataset, streamed from its pack (resized and centre-cropped).
+  Evaluation evaluate_packed(torch::nn::AnyModule& model, const std::string& split) const;
   Evaluation evaluate_text(torch::nn::AnyModule& model, const Rows& r) const;
   /// The answer texts of SQuAD logits [B, L, 2] for rows first..first+B-1.
   void span_answers(const torch::Tensor& logits, const data::SpanGold& gold, int64_t first,
@@ -79,6 +89,7 @@ class Task {
   const data::Dataset& d_;
   int64_t train_eval_size_ = 0;
   bool amp_ = false;
+  int loader_threads_ = 4;
   data::TaskKind kind_;
 };
 

@@ -50,7 +50,7 @@ struct Trainer::Objects {
 Trainer::Trainer(const CellSettings& settings, const data::Dataset& dataset, const torch::Device& device,
                  CellWriter& out, TrainerOptions options)
     : s_(settings), d_(dataset), device_(device), out_(out), o_(std::move(options)), m_(new Objects), log_(out) {
-  s_.for_dataset(d_.train_x.size(0));
+  s_.for_dataset(d_.train_size());
   Objects& m = *m_;
   {
     std::lock_guard<std::mutex> lock(g_init_mutex);
@@ -59,6 +59,7 @@ Trainer::Trainer(const CellSettings& settings, const data::Dataset& dataset, con
     m.task = std::make_unique<Task>(d_);
     m.task->set_train_eval_size(s_.train.train_eval_size);
     m.task->set_amp(s_.train.amp);
+    m.task->set_loader_threads(s_.train.loader_threads);
   }
   m.module = m.model.ptr().get();
   m.module->to(device_);
@@ -120,7 +121,7 @@ void Trainer::probe_gradient() {
   Objects& m = *m_;
   if (m.saved_buffers.empty())
     for (const auto& b : m.module->buffers()) m.saved_buffers.push_back(b.clone());
-  const int64_t n = d_.train_x.size(0), batch = s_.train.batch_size;
+  const int64_t n = d_.train_size(), batch = s_.train.batch_size;
   auto idx =
       torch::randint(n, {std::min(batch, n)}, m.probe_gen, torch::TensorOptions().dtype(torch::kInt64)).to(device_);
   m.optimizer->zero_grad();
@@ -157,9 +158,9 @@ torch::Tensor Trainer::learning_rate(const AlphaMonitor::Result& estimate, const
   return lr;
 }
 
-void Trainer::step(const torch::Tensor& idx, int64_t epoch) {
+void Trainer::step(const Task::Batch& batch, int64_t epoch) {
   Objects& m = *m_;
-  auto [x, y] = m.task->batch(idx, &m.augment_gen);
+  const torch::Tensor &x = batch.x, &y = batch.y;
   m.flat_grad.zero_();  // every gradient is a view of it: one kernel instead of one per tensor
   torch::Tensor logits, loss;
   {
@@ -284,22 +285,58 @@ void Trainer::note_cuda_graph() {
     outcome_.time.note = "alpha_hat eager (CUDA graph capture failed: " + monitor.graph_failure() + ")";
 }
 
+std::unique_ptr<data::PackedBatches> Trainer::packed_epoch(const torch::Tensor& perm, int64_t first,
+                                                           int64_t epoch) const {
+  if (!d_.packed) return nullptr;
+  const data::PackedSource& s = *d_.packed;
+  pack::BatchStreamOptions o;
+  auto order = perm.to(torch::kCPU).contiguous();
+  for (int64_t p = first; p < order.numel(); ++p) o.indices.push_back(s.train_rows.at(order.data_ptr<int64_t>()[p]));
+  o.batch_size = s_.train.batch_size;
+  o.train = true;
+  o.shuffle = false;  // the order is the trainer's (order_gen), which checkpoints keep
+  o.seed = s_.seed;
+  o.epoch = epoch;
+  o.first_position = first;
+  o.loader_threads = s_.train.loader_threads;
+  return std::make_unique<data::PackedBatches>(s, *s.train_pack, std::move(o));
+}
+
+void Trainer::interrupt(int64_t epoch, const torch::Tensor& perm, int64_t next) {
+  outcome_.status = CellStatus::kInterrupted;
+  outcome_.steps = step_;
+  checkpoint_within(epoch, perm, next);
+  outcome_.error += fmt::format("interrupted at step {} (epoch {}); resumes from {}", step_, epoch,
+                                last_checkpoint_.empty() ? std::string("the start") : last_checkpoint_);
+}
+
 CellOutcome Trainer::run() {
-  const int64_t n = d_.train_x.size(0), batch = s_.train.batch_size, epochs = s_.train.epochs;
+  const int64_t n = d_.train_size(), batch = s_.train.batch_size, epochs = s_.train.epochs;
+  // A packed dataset's order stays on the host: it only picks the images the workers decode.
+  const torch::Device order_device = d_.packed ? torch::Device(torch::kCPU) : device_;
   last_flush_ = Clock::now();
   for (int64_t epoch = first_epoch_; epoch < epochs; ++epoch) {
     torch::Tensor perm;
     int64_t first = 0;
     if (position_.order.defined()) {  // resumed in the middle of this epoch
-      perm = position_.order.to(device_);
+      perm = position_.order.to(order_device);
       first = position_.next;
       position_ = {};
     } else {
-      perm = torch::randperm(n, m_->order_gen, torch::TensorOptions().dtype(torch::kInt64)).to(device_);
+      perm = torch::randperm(n, m_->order_gen, torch::TensorOptions().dtype(torch::kInt64)).to(order_device);
     }
+    std::unique_ptr<data::PackedBatches> stream = packed_epoch(perm, first, epoch);
     for (int64_t start = first; start < n; start += batch) {
       const auto t_step = Clock::now();
-      step(perm.narrow(0, start, std::min(batch, n - start)), epoch);
+      std::optional<data::PackedBatches::Batch> packed;
+      if (stream && !(packed = stream->next())) {  // a stop request ended the stream
+        if (!flush()) return outcome_;
+        interrupt(epoch, perm, start);
+        return outcome_;
+      }
+      step(packed ? Task::Batch{packed->x, packed->y}
+                  : m_->task->batch(perm.narrow(0, start, std::min(batch, n - start)), &m_->augment_gen),
+           epoch);
       const auto t_log = Clock::now();
       const bool interrupted = o_.stop && o_.stop();
       if (log_.pending() >= o_.flush_every || interrupted ||
@@ -310,14 +347,11 @@ CellOutcome Trainer::run() {
       outcome_.time.step_s += seconds_between(t_step, t_end);
       ++outcome_.time.steps;
       if (interrupted) {
-        outcome_.status = CellStatus::kInterrupted;
-        outcome_.steps = step_;
-        checkpoint_within(epoch, perm, start + std::min(batch, n - start));
-        outcome_.error += fmt::format("interrupted at step {} (epoch {}); resumes from {}", step_, epoch,
-                                      last_checkpoint_.empty() ? std::string("the start") : last_checkpoint_);
+        interrupt(epoch, perm, start + std::min(batch, n - start));
         return outcome_;
       }
     }
+    stream.reset();  // its workers and buffers, before the evaluation streams its own
     if (!flush()) return outcome_;
     const bool last = epoch + 1 == epochs;
     evaluate(epoch, last);

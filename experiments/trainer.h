@@ -18,6 +18,7 @@
 #include "experiments/cell_writer.h"
 #include "experiments/checkpoint.h"
 #include "experiments/data/dataset.h"
+#include "experiments/data/packed.h"
 #include "experiments/step_log.h"
 #include "experiments/task.h"
 
@@ -77,8 +78,13 @@ class Trainer {
   CellOutcome run();
 
  private:
-  /// One optimizer step on training rows `idx` of epoch `epoch`.
-  void step(const torch::Tensor& idx, int64_t epoch);
+  /// One optimizer step on a training batch of epoch `epoch`.
+  void step(const Task::Batch& batch, int64_t epoch);
+  /// A packed dataset's stream of the rest of an epoch, rows perm[first:] of the training set,
+  /// augmented as the whole epoch's would be; null for a dataset held in memory.
+  std::unique_ptr<data::PackedBatches> packed_epoch(const torch::Tensor& perm, int64_t first, int64_t epoch) const;
+  /// Records a stop before the batch at `next` of `epoch`: status, checkpoint, message.
+  void interrupt(int64_t epoch, const torch::Tensor& perm, int64_t next);
   /// The step's learning rate from the controller (HTGA) and the schedule.
   torch::Tensor learning_rate(const AlphaMonitor::Result& estimate, const torch::Tensor& loss);
   /// Fresh minibatch gradients at the current weights, for the probe noise source.

@@ -59,6 +59,23 @@ TEST_CASE("parameter counts match the published figures", "[models]") {
   CHECK(count("resnet20", {3, 32, 32, 100}) - count("resnet20") == 90 * 65);
 }
 
+TEST_CASE("ImageNet ResNets: torchvision's parameter counts, logits on a small input", "[models]") {
+  const InputShape imagenet{3, 224, 224, 1000};
+  // torchvision.models.resnet50() and resnet18(): sum(p.numel() for p in m.parameters()).
+  CHECK(htga::models::parameter_count(json{{"name", "resnet50"}}, imagenet) == 25557032);
+  CHECK(htga::models::parameter_count(json{{"name", "resnet18-imagenet"}}, imagenet) == 11689512);
+  // The head follows the classes: 2048 (512) features into each logit.
+  CHECK(htga::models::parameter_count(json{{"name", "resnet50"}}, InputShape{3, 64, 64, 10}) == 25557032 - 990 * 2049);
+  torch::manual_seed(3);
+  for (const char* name : {"resnet50", "resnet18-imagenet"}) {
+    INFO(name);
+    auto model = htga::models::make_model({{"name", name}}, InputShape{3, 64, 64, 10});
+    auto out = model.forward(torch::randn({2, 3, 64, 64}));
+    CHECK(out.sizes() == torch::IntArrayRef({2, 10}));
+    CHECK(torch::isfinite(out).all().item<bool>());
+  }
+}
+
 TEST_CASE("one SGD step lowers the loss on a fixed batch", "[models]") {
   for (const char* name : {"mlp", "cnn", "resnet20", "resnet56", "resnet18", "vgg11"}) {
     INFO(name);
@@ -120,8 +137,8 @@ TEST_CASE("htga list shows every model with its parameter count", "[models]") {
   std::ostringstream out;
   htga::cli::run_list(out);
   const std::string text = out.str();
-  for (const char* name : {"cnn", "resnet20", "resnet56", "resnet18", "vgg11", "cifar10", "cifar100", "image-folder",
-                           "val_size", "train_fraction"})
+  for (const char* name : {"cnn", "resnet20", "resnet56", "resnet18", "resnet18-imagenet", "resnet50", "vgg11",
+                           "cifar10", "cifar100", "image-folder", "val_size", "train_fraction"})
     CHECK(text.find(name) != std::string::npos);
   CHECK(text.find("3x32x32: 269,722") != std::string::npos);
   CHECK(text.find("3x32x32: 11,173,962") != std::string::npos);

@@ -16,6 +16,7 @@
 #include "experiments/data/cifar.h"
 #include "experiments/data/idx.h"
 #include "experiments/data/image_folder.h"
+#include "experiments/data/packed.h"
 #include "experiments/data/text_dataset.h"
 #include "experiments/error.h"
 
@@ -144,20 +145,24 @@ RawDataset decode_image_folder(const json& config) {
   return load_image_folder(config.at("path").get<std::string>(), image_options(config));
 }
 
-/// How a dataset of the registry is found, checked and read. Text datasets are tokenized by
-/// load_text_dataset (no decode, no cache); image datasets decode to a RawDataset.
+/// How a dataset of the registry is found, checked and read. Image datasets decode to a
+/// RawDataset (cached, subset, normalised, moved to the device); text datasets are tokenized by
+/// load_text_dataset and packed ones opened by load_packed: neither decodes nor caches.
 struct Format {
-  std::vector<std::string> (*files)(const json&);  // the files it reads
-  void (*check)(const json&);                      // its files exist (not read)
-  RawDataset (*decode)(const json&);               // images: decoded; nullptr for text
-  void (*settings)(const json&, json&);            // images: settings that change the decoding
+  std::vector<std::string> (*files)(const json&);      // the files it reads
+  void (*check)(const json&);                          // its files exist (packs: and are valid)
+  RawDataset (*decode)(const json&);                   // images: decoded; nullptr when `load` reads
+  void (*settings)(const json&, json&);                // images: settings that change the decoding
+  Dataset (*load)(const json&, const torch::Device&);  // text and packed: the whole load
 };
 
-constexpr Format kMnist{mnist_files, check_mnist, decode_mnist, nullptr};
-constexpr Format kCifar10{cifar_files_of, check_cifar, decode_cifar, nullptr};
-constexpr Format kCifar100{cifar_files_of, check_cifar, decode_cifar, cifar100_settings};
-constexpr Format kImageFolder{image_folder_files, check_image_folder, decode_image_folder, image_folder_settings};
-constexpr Format kText{text_source_files, check_text_available, nullptr, nullptr};
+constexpr Format kMnist{mnist_files, check_mnist, decode_mnist, nullptr, nullptr};
+constexpr Format kCifar10{cifar_files_of, check_cifar, decode_cifar, nullptr, nullptr};
+constexpr Format kCifar100{cifar_files_of, check_cifar, decode_cifar, cifar100_settings, nullptr};
+constexpr Format kImageFolder{image_folder_files, check_image_folder, decode_image_folder, image_folder_settings,
+                              nullptr};
+constexpr Format kText{text_source_files, check_text_available, nullptr, nullptr, load_text_dataset};
+constexpr Format kPacked{packed_files, check_packed, nullptr, nullptr, load_packed};
 
 /// The dataset registry's readers: one line per name of experiments::datasets().
 const std::map<std::string, Format>& formats() {
@@ -166,6 +171,7 @@ const std::map<std::string, Format>& formats() {
                                                {"cifar10", kCifar10},
                                                {"cifar100", kCifar100},
                                                {"image-folder", kImageFolder},
+                                               {"packed", kPacked},
                                                {"glue/cola", kText},
                                                {"glue/sst2", kText},
                                                {"glue/mrpc", kText},
@@ -236,6 +242,12 @@ const char* name_of(TaskKind kind) {
 }
 
 std::vector<std::string> source_files(const json& config) { return format_of(config).files(config); }
+
+int64_t Dataset::train_size() const {
+  return packed ? static_cast<int64_t>(packed->train_rows.size()) : train_x.size(0);
+}
+int64_t Dataset::val_size() const { return packed ? static_cast<int64_t>(packed->val_rows.size()) : val_x.size(0); }
+int64_t Dataset::test_size() const { return packed ? packed->test_pack->size() : test_x.size(0); }
 
 void check_available(const json& config) {
   const Format& f = format_of(config);
@@ -427,7 +439,7 @@ Dataset load_dataset(const json& config, const torch::Device& device, const Load
   const auto t0 = std::chrono::steady_clock::now();
   check_available(config);
   const std::string name = config.at("name").get<std::string>();
-  if (!format_of(config).decode) return load_text_dataset(config, device);  // no cache: tokenizing is fast
+  if (const Format& f = format_of(config); f.load) return f.load(config, device);  // no cache
   const std::string dir = config.at("path").get<std::string>();
 
   Dataset d;

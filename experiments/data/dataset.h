@@ -19,6 +19,8 @@
 
 namespace htga::data {
 
+struct PackedSource;  // packed.h
+
 /// One split as decoded from its files.
 struct RawSplit {
   torch::Tensor images;  // uint8 [N, C, H, W] on the host, contiguous
@@ -58,6 +60,8 @@ const char* name_of(TaskKind kind);
 /// - "regress" (STS-B): x as text-classify, y float32 [N];
 /// - "span" (SQuAD): x as text-classify, y int64 [N, 2] (start, end positions; 0 = no answer);
 /// - "lm": x int64 [N, L + 1] windows (inputs [:, :L], targets [:, 1:]), y undefined.
+/// The "packed" dataset holds no tensors (x and y are undefined): its images stream from the
+/// packs that `packed` names, batch by batch (packed.h).
 struct Dataset {
   std::string name;
   TaskKind task = TaskKind::kImages;
@@ -74,9 +78,15 @@ struct Dataset {
   std::string test2_name;          // its split name ("test_mismatched")
   std::shared_ptr<const SpanGold> span_val, span_test;  // SQuAD: answers of the val and test rows
   std::string augment = "none";                         // train-time augmentation of batches: none or crop-flip
-  std::vector<double> mean, std;  // per-channel statistics of train_x's pixels (in [0, 1]) removed
-  double load_seconds = 0;        // decoding (or reading the cache), subsetting, moving to the device
-  std::string cache_note;         // what the cache did: "" (no cache), "read", "written", or why not
+  std::vector<double> mean, std;               // per-channel statistics of train_x's pixels (in [0, 1]) removed
+  double load_seconds = 0;                     // decoding (or reading the cache), subsetting, moving to the device
+  std::string cache_note;                      // what the cache did: "" (no cache), "read", "written", or why not
+  std::shared_ptr<const PackedSource> packed;  // set for the packed dataset: where its images are
+
+  /// Examples of each split (the packs' rows for a packed dataset).
+  int64_t train_size() const;
+  int64_t val_size() const;
+  int64_t test_size() const;
 };
 
 struct LoadOptions {

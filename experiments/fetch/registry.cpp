@@ -252,9 +252,11 @@ DatasetEntry imagenet() {
       "ImageNet cannot be downloaded without an account. Sign in at https://image-net.org/download.php, "
       "accept the terms and download ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar (with the devkit's "
       "validation labels). Unpack them as data/imagenet/train/<wnid>/*.JPEG and data/imagenet/val/<wnid>/*.JPEG "
-      "(the image-folder layout), then read it with {\"name\": \"image-folder\", \"path\": \"data/imagenet\"}. "
-      "The image-folder reader holds the decoded images in memory, which at ImageNet's size only a subset fits; "
-      "packed files streamed from disk (`htga pack`) are not in this version yet.";
+      "(the image-folder layout; a flat val/ with the devkit's or Kaggle's label file works too), pack it with "
+      "`htga pack data/imagenet --out data/imagenet-pack` and train on {\"name\": \"packed\", \"path\": "
+      "\"data/imagenet-pack\"} (experiments/grids/imagenet-resnet50.json): the packs are streamed from disk by "
+      "worker threads. The image-folder reader would hold the decoded images in memory, which at ImageNet's size "
+      "only a subset fits.";
   d.loaders = {"image-folder"};
   d.expected = {"imagenet/train", "imagenet/val"};
   return d;
@@ -294,7 +296,10 @@ const std::vector<NotFetched>& loaders_not_fetched() {
   static const std::vector<NotFetched> list = {
       {"text/sentences",
        "your own sentences in GLUE's single-sentence format (scripts/make-text-data writes an example): "
-       "nothing to download"}};
+       "nothing to download"},
+      {"packed",
+       "packs that `htga pack ROOT --out DIR` makes from an image folder (a fetched imagenette, tiny-imagenet, or "
+       "ImageNet unpacked by hand): nothing to download"}};
   return list;
 }
 

@@ -13,6 +13,10 @@ nn::Conv2d conv3x3(int64_t in, int64_t out, int64_t stride) {
   return nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false));
 }
 
+nn::Conv2d conv1x1(int64_t in, int64_t out, int64_t stride) {
+  return nn::Conv2d(nn::Conv2dOptions(in, out, 1).stride(stride).bias(false));
+}
+
 }  // namespace
 
 void init_conv_bn(nn::Module& module) {
@@ -110,5 +114,59 @@ ResNet18Impl::ResNet18Impl(int64_t in_channels, int64_t num_classes) {
 }
 
 torch::Tensor ResNet18Impl::forward(torch::Tensor x) { return fc_->forward(body_->forward(x).flatten(1)); }
+
+BottleneckImpl::BottleneckImpl(int64_t in_planes, int64_t planes, int64_t stride)
+    : conv1_(conv1x1(in_planes, planes, 1)),
+      conv2_(conv3x3(planes, planes, stride)),
+      conv3_(conv1x1(planes, planes * kExpansion, 1)),
+      bn1_(planes),
+      bn2_(planes),
+      bn3_(planes * kExpansion) {
+  register_module("conv1", conv1_);
+  register_module("bn1", bn1_);
+  register_module("conv2", conv2_);
+  register_module("bn2", bn2_);
+  register_module("conv3", conv3_);
+  register_module("bn3", bn3_);
+  if (stride != 1 || in_planes != planes * kExpansion) {
+    projection_ = nn::Sequential(conv1x1(in_planes, planes * kExpansion, stride), nn::BatchNorm2d(planes * kExpansion));
+    register_module("shortcut", projection_);
+  }
+}
+
+torch::Tensor BottleneckImpl::forward(torch::Tensor x) {
+  auto out = torch::relu(bn1_->forward(conv1_->forward(x)));
+  out = torch::relu(bn2_->forward(conv2_->forward(out)));
+  out = bn3_->forward(conv3_->forward(out));
+  return torch::relu(out + (projection_ ? projection_->forward(x) : x));
+}
+
+ImageNetResNetImpl::ImageNetResNetImpl(const std::vector<int64_t>& blocks, bool bottleneck, int64_t in_channels,
+                                       int64_t num_classes) {
+  body_ = nn::Sequential(nn::Conv2d(nn::Conv2dOptions(in_channels, 64, 7).stride(2).padding(3).bias(false)),
+                         nn::BatchNorm2d(64), nn::Functional([](torch::Tensor x) { return torch::relu(x); }),
+                         nn::MaxPool2d(nn::MaxPool2dOptions(3).stride(2).padding(1)));
+  int64_t in = 64;
+  for (size_t stage = 0; stage < blocks.size(); ++stage) {
+    const int64_t planes = int64_t{64} << stage;
+    for (int64_t b = 0; b < blocks[stage]; ++b) {
+      const int64_t stride = b == 0 && stage > 0 ? 2 : 1;
+      if (bottleneck) {
+        body_->push_back(Bottleneck(in, planes, stride));
+        in = planes * BottleneckImpl::kExpansion;
+      } else {
+        body_->push_back(BasicBlock(in, planes, stride, /*projection=*/true));
+        in = planes;
+      }
+    }
+  }
+  body_->push_back(nn::AdaptiveAvgPool2d(1));
+  fc_ = nn::Linear(in, num_classes);
+  register_module("body", body_);
+  register_module("fc", fc_);
+  init_conv_bn(*this);
+}
+
+torch::Tensor ImageNetResNetImpl::forward(torch::Tensor x) { return fc_->forward(body_->forward(x).flatten(1)); }
 
 }  // namespace htga::models

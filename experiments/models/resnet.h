@@ -1,8 +1,11 @@
 #pragma once
 // Residual networks for 32x32 inputs (He, Zhang, Ren, Sun 2016, "Deep Residual Learning for
-// Image Recognition", Sec. 4.2), and the CIFAR variant of ResNet-18.
+// Image Recognition", Sec. 4.2), the CIFAR variant of ResNet-18, and torchvision's ImageNet
+// ResNet-18 and ResNet-50.
 
 #include <torch/torch.h>
+
+#include <vector>
 
 namespace htga::models {
 
@@ -51,6 +54,40 @@ class ResNet18Impl : public torch::nn::Module {
   torch::nn::Linear fc_{nullptr};
 };
 TORCH_MODULE(ResNet18);
+
+/// The bottleneck block of ImageNet ResNet-50 (torchvision's v1.5: the stride sits on the 3x3
+/// conv): conv1x1(planes) -> BN -> ReLU -> conv3x3(planes, stride) -> BN -> ReLU ->
+/// conv1x1(4 planes) -> BN, plus the shortcut (identity, or conv1x1(stride) -> BN when the shape
+/// changes), -> ReLU.
+class BottleneckImpl : public torch::nn::Module {
+ public:
+  static constexpr int64_t kExpansion = 4;
+  BottleneckImpl(int64_t in_planes, int64_t planes, int64_t stride);
+  torch::Tensor forward(torch::Tensor x);
+
+ private:
+  torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr}, conv3_{nullptr};
+  torch::nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr}, bn3_{nullptr};
+  torch::nn::Sequential projection_{nullptr};  // null: identity
+};
+TORCH_MODULE(Bottleneck);
+
+/// ResNets for ImageNet-sized inputs, torchvision's layout (He et al. 2016, Table 1;
+/// torchvision/models/resnet.py): conv7x7(64, stride 2) -> BN -> ReLU -> max pool 3x3 stride 2,
+/// four stages of `blocks[s]` blocks with 64, 128, 256, 512 planes (stages 2-4 start with stride
+/// 2; projection shortcuts), global average pooling, Linear. Basic blocks with {2, 2, 2, 2} are
+/// ResNet-18 (11,689,512 parameters for 1000 classes); bottleneck blocks with {3, 4, 6, 3} are
+/// ResNet-50 v1.5 (25,557,032). Any input of at least 32x32 pixels.
+class ImageNetResNetImpl : public torch::nn::Module {
+ public:
+  ImageNetResNetImpl(const std::vector<int64_t>& blocks, bool bottleneck, int64_t in_channels, int64_t num_classes);
+  torch::Tensor forward(torch::Tensor x);
+
+ private:
+  torch::nn::Sequential body_{nullptr};
+  torch::nn::Linear fc_{nullptr};
+};
+TORCH_MODULE(ImageNetResNet);
 
 /// He (kaiming normal, fan_out, ReLU gain) initialisation of every Conv2d in `module`,
 /// BatchNorm weights 1 and biases 0, as torchvision's ResNets do.

@@ -4,6 +4,7 @@
 #include <map>
 #include <stdexcept>
 
+#include "experiments/data/packed.h"
 #include "experiments/error.h"
 #include "experiments/models/cnn.h"
 #include "experiments/models/lenet.h"
@@ -80,6 +81,14 @@ torch::nn::AnyModule build_resnet56(const json&, const InputShape& in) {
 torch::nn::AnyModule build_resnet18(const json&, const InputShape& in) {
   return torch::nn::AnyModule(ResNet18(in.channels, in.num_classes));
 }
+torch::nn::AnyModule build_resnet18_imagenet(const json&, const InputShape& in) {
+  return torch::nn::AnyModule(
+      ImageNetResNet(std::vector<int64_t>{2, 2, 2, 2}, /*bottleneck=*/false, in.channels, in.num_classes));
+}
+torch::nn::AnyModule build_resnet50(const json&, const InputShape& in) {
+  return torch::nn::AnyModule(
+      ImageNetResNet(std::vector<int64_t>{3, 4, 6, 3}, /*bottleneck=*/true, in.channels, in.num_classes));
+}
 torch::nn::AnyModule build_vgg11(const json&, const InputShape& in) {
   return torch::nn::AnyModule(Vgg11(in.channels, in.height, in.width, in.num_classes));
 }
@@ -101,6 +110,8 @@ const std::map<std::string, ModelFactory>& factories() {
                                                      {"resnet20", {Takes::kImages, build_resnet20}},
                                                      {"resnet56", {Takes::kImages, build_resnet56}},
                                                      {"resnet18", {Takes::kImages, build_resnet18}},
+                                                     {"resnet18-imagenet", {Takes::kImages, build_resnet18_imagenet}},
+                                                     {"resnet50", {Takes::kImages, build_resnet50}},
                                                      {"vgg11", {Takes::kImages, build_vgg11}},
                                                      {"transformer", {Takes::kText, build_transformer}},
                                                      {"transformer-lm", {Takes::kLm, build_transformer}},
@@ -123,6 +134,7 @@ void check_fits(const std::string& name, Takes takes, const InputShape& in) {
 }  // namespace
 
 InputShape input_shape_of(const data::Dataset& d) {
+  if (d.packed) return {3, d.packed->crop, d.packed->crop, d.num_classes};
   if (d.task == data::TaskKind::kImages)
     return {d.train_x.size(1), d.train_x.size(2), d.train_x.size(3), d.num_classes};
   InputShape in;

@@ -66,7 +66,7 @@ void BatchStream::make_image(int64_t p, JpegCodec& codec, RgbImage& decoded, Rgb
   pack_.decode(image, codec, decoded);
   uint8_t* out = slot.pixels.data() + k * image_bytes_;
   if (o_.train) {
-    ImageRng rng(o_.seed, static_cast<uint64_t>(o_.epoch), static_cast<uint64_t>(p));
+    ImageRng rng(o_.seed, static_cast<uint64_t>(o_.epoch), static_cast<uint64_t>(o_.first_position + p));
     random_resized_crop(decoded, o_.crop, rng, out);
   } else {
     resize_center_crop(decoded, o_.crop, scratch, out);

@@ -43,7 +43,9 @@ struct BatchStreamOptions {
   std::vector<int64_t> indices;  // images of the pack in this stream; empty = all
   bool drop_last = false;        // leave out a last, smaller batch
   int loader_threads = 4;
-  int ring = 0;  // batch buffers; 0 = loader_threads + 2
+  int ring = 0;                // batch buffers; 0 = loader_threads + 2
+  int64_t first_position = 0;  // ImageRng position of the stream's first image: a stream of the rest
+                               // of an epoch (shuffle false) draws as the whole epoch's would
 };
 
 /// A batch inside the stream's ring: valid until release(); release it so the ring goes on.

@@ -468,7 +468,8 @@ TEST_CASE("imagenet explains where to get it; a folder in the way is not overwri
   TempDir dir("fetch-manual");
   std::ostringstream err;
   CHECK_THROWS_WITH(fetch_dataset(find_dataset("imagenet"), options_for(dir.file("data"), ""), err),
-                    Catch::Contains("https://image-net.org") && Catch::Contains("htga pack"));
+                    Catch::Contains("https://image-net.org") && Catch::Contains("htga pack") &&
+                        Catch::Contains("{\"name\": \"packed\""));
   write_file(dir.file("data/cifar-10-batches-bin/data_batch_1.bin"), "mine");
   CHECK_THROWS_WITH(fetch_dataset(find_dataset("cifar10"), options_for(dir.file("data"), "/nowhere"), err),
                     Catch::Contains("present but incomplete") && Catch::Contains("--force"));
