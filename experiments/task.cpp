@@ -36,6 +36,7 @@ Task::Batch Task::batch(const torch::Tensor& idx, at::Generator* augment_gen) co
   }
   if (kind_ == data::TaskKind::kImages) {
     auto x = d_.train_x.index_select(0, idx);
+    if (d_.pixel_table.defined()) x = data::normalize_pixels(x, d_.pixel_table);
     if (augment_gen) x = data::augment_batch(x, d_.augment, *augment_gen);
     return {x, d_.train_y.index_select(0, idx)};
   }
@@ -210,7 +211,9 @@ Evaluation Task::evaluate_images(torch::nn::AnyModule& model, const Rows& r) con
   ImageScores scores(x.options(), d_.num_classes >= 100);
   for (int64_t i = 0; i < n; i += chunk) {
     const int64_t len = std::min(chunk, n - i);
-    scores.add(model.forward(x.narrow(0, i, len)), y.narrow(0, i, len));
+    auto chunk_x = x.narrow(0, i, len);
+    if (d_.pixel_table.defined()) chunk_x = data::normalize_pixels(chunk_x, d_.pixel_table);
+    scores.add(model.forward(chunk_x), y.narrow(0, i, len));
   }
   return scores.result(n);
 }

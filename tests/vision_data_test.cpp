@@ -175,11 +175,13 @@ TEST_CASE("a CIFAR-10 folder loads whole, normalised per channel, from the archi
   CHECK(d.val_x.size(0) == 0);
   CHECK(d.train_y.bincount().eq(2).all().item<bool>());
   CHECK(d.augment == "none");  // load_dataset's default; the registry's for cifar10 is crop-flip
-  auto per_channel = d.train_x.transpose(0, 1).reshape({3, -1});
+  CHECK(d.train_x.dtype() == torch::kUInt8);
+  const auto x = htga::data::normalize_pixels(d.train_x, d.pixel_table);
+  auto per_channel = x.transpose(0, 1).reshape({3, -1});
   CHECK(per_channel.mean(1).abs().max().item<double>() < 1e-5);
   CHECK((per_channel.std(1) - 1).abs().max().item<double>() < 1e-4);
   // Record 7 of the training set came from data_batch_2 (records 4..7): its pixels, denormalised.
-  const double red = d.train_x[7][0][2][3].item<double>() * d.std[0] + d.mean[0];
+  const double red = x[7][0][2][3].item<double>() * d.std[0] + d.mean[0];
   CHECK(red * 255 == Approx(pixel(7, 0, 2, 3)).margin(1e-3));
   CHECK(d.train_y[7].item<int64_t>() == 7);
 }
@@ -257,9 +259,9 @@ TEST_CASE("mnist reads the IDX folder layout; the validation split is normalised
   CHECK(d.train_x.size(0) == 20);
   CHECK(d.val_x.sizes() == torch::IntArrayRef({10, 1, 2, 2}));
   CHECK(d.val_y.bincount().eq(1).all().item<bool>());
-  CHECK(d.train_x.mean().item<double>() == Approx(0).margin(1e-5));
+  CHECK(htga::data::normalize_pixels(d.train_x, d.pixel_table).mean().item<double>() == Approx(0).margin(1e-5));
   // Validation pixels use the training mean and std: denormalised they are the raw bytes.
-  auto raw = (d.val_x * d.std[0] + d.mean[0]) * 255;
+  auto raw = (htga::data::normalize_pixels(d.val_x, d.pixel_table) * d.std[0] + d.mean[0]) * 255;
   CHECK((raw - raw.round()).abs().max().item<double>() < 1e-3);
 }
 

@@ -249,6 +249,14 @@ int64_t Dataset::train_size() const {
 int64_t Dataset::val_size() const { return packed ? static_cast<int64_t>(packed->val_rows.size()) : val_x.size(0); }
 int64_t Dataset::test_size() const { return packed ? packed->test_pack->size() : test_x.size(0); }
 
+torch::Tensor normalize_pixels(const torch::Tensor& x, const torch::Tensor& table) {
+  const int64_t c = x.size(1);
+  // Channel c's values index row c of the flattened table.
+  auto offset = torch::arange(c, x.options().dtype(torch::kInt64)).mul_(256).view({1, c, 1, 1});
+  auto flat = (x.to(torch::kInt64) + offset).reshape({-1});
+  return table.reshape({-1}).index_select(0, flat).view(x.sizes());
+}
+
 void check_available(const json& config) {
   const Format& f = format_of(config);
   // Settings that contradict each other are wrong wherever the data is: say so first.
@@ -388,27 +396,9 @@ std::vector<std::array<int64_t, 256>> channel_histograms(const torch::Tensor& im
   return h;
 }
 
-/// float32 images from uint8 ones through per-channel tables of the 256 values.
-torch::Tensor normalize_u8(const torch::Tensor& images, const std::vector<std::array<float, 256>>& table) {
-  auto x = images.contiguous();
-  auto out = torch::empty(x.sizes(), torch::TensorOptions().dtype(torch::kFloat32));
-  const int64_t c = x.size(1), plane = x.size(2) * x.size(3), planes = x.size(0) * c;
-  const uint8_t* p = x.data_ptr<uint8_t>();
-  float* o = out.data_ptr<float>();
-  at::parallel_for(0, planes, 64, [&](int64_t begin, int64_t end) {
-    for (int64_t k = begin; k < end; ++k) {
-      const auto& t = table[static_cast<size_t>(k % c)];
-      const uint8_t* q = p + k * plane;
-      float* r = o + k * plane;
-      for (int64_t j = 0; j < plane; ++j) r[j] = t[q[j]];
-    }
-  });
-  return out;
-}
-
 /// Per-channel statistics of the examples trained on (nothing from validation or test leaks
-/// in), exact from a histogram of the 8-bit pixels; then each split is normalised in one pass
-/// through a per-channel table of the 256 possible values.
+/// in), exact from a histogram of the 8-bit pixels, and the per-channel table of the 256
+/// possible values that normalize_pixels applies to each batch: the images stay uint8.
 void normalize(Dataset& d, const torch::Tensor& train_images, const torch::Tensor& val_images,
                const torch::Tensor& test_images) {
   const int64_t channels = train_images.size(1);
@@ -428,9 +418,12 @@ void normalize(Dataset& d, const torch::Tensor& train_images, const torch::Tenso
     d.std.push_back(std::max(std::sqrt(var), 1e-12));
     for (int v = 0; v < 256; ++v) table[c][v] = static_cast<float>((v / 255.0 - mean) / d.std.back());
   }
-  d.train_x = normalize_u8(train_images, table);
-  d.val_x = normalize_u8(val_images, table);
-  d.test_x = normalize_u8(test_images, table);
+  d.pixel_table = torch::empty({channels, 256}, torch::kFloat32);
+  for (int64_t c = 0; c < channels; ++c)
+    std::copy(table[c].begin(), table[c].end(), d.pixel_table.data_ptr<float>() + c * 256);
+  d.train_x = train_images.contiguous();
+  d.val_x = val_images.contiguous();
+  d.test_x = test_images.contiguous();
 }
 
 }  // namespace
@@ -501,7 +494,8 @@ Dataset load_dataset(const json& config, const torch::Device& device, const Load
   normalize(d, train_images, val_images, raw.test.images);
 
   d.augment = config.value("augment", std::string("none"));
-  for (torch::Tensor* t : {&d.train_x, &d.train_y, &d.val_x, &d.val_y, &d.test_x, &d.test_y}) *t = t->to(device);
+  for (torch::Tensor* t : {&d.train_x, &d.train_y, &d.val_x, &d.val_y, &d.test_x, &d.test_y, &d.pixel_table})
+    *t = t->to(device);
   d.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return d;
 }

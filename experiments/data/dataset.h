@@ -1,10 +1,11 @@
 #pragma once
-// Datasets held whole on the device: inputs normalised per channel, labels as int64.
+// Datasets held whole on the device: images as uint8 pixels normalised per batch through a
+// per-channel table (a quarter of float32's memory), tokens as int64, labels as int64.
 //
 // Every loader first decodes its files into a RawDataset (uint8 pixels, int64 labels, on the
 // host), which is what the cache beside the database holds; load_dataset then carves the
-// validation split and the low-data training subset, normalises and moves the tensors to the
-// device.
+// validation split and the low-data training subset, computes the normalisation table and moves
+// the tensors to the device. The packed dataset (packed.h) holds no images at all.
 
 #include <torch/torch.h>
 
@@ -55,7 +56,8 @@ const char* name_of(TaskKind kind);
 /// A dataset's tensors, on the device.
 ///
 /// task says what they hold:
-/// - "classify" (images): x float32 [N, C, H, W] normalised, y int64 [N];
+/// - "classify" (images): x uint8 [N, C, H, W] pixels with pixel_table, normalised per batch by
+///   normalize_pixels (or x float32 already normalised, when pixel_table is undefined), y int64 [N];
 /// - "text-classify": x int64 [N, 2, L] (token ids, segment ids; see models::unpack_tokens), y int64 [N];
 /// - "regress" (STS-B): x as text-classify, y float32 [N];
 /// - "span" (SQuAD): x as text-classify, y int64 [N, 2] (start, end positions; 0 = no answer);
@@ -78,7 +80,10 @@ struct Dataset {
   std::string test2_name;          // its split name ("test_mismatched")
   std::shared_ptr<const SpanGold> span_val, span_test;  // SQuAD: answers of the val and test rows
   std::string augment = "none";                         // train-time augmentation of batches: none or crop-flip
-  std::vector<double> mean, std;               // per-channel statistics of train_x's pixels (in [0, 1]) removed
+  std::vector<double> mean, std;  // per-channel statistics of train_x's pixels (in [0, 1]) removed
+  /// Images held as uint8: float32 [C, 256] on the device, entry (c, v) = (v / 255 - mean[c]) /
+  /// std[c] rounded to float; undefined when x holds floats (text, test fixtures).
+  torch::Tensor pixel_table;
   double load_seconds = 0;                     // decoding (or reading the cache), subsetting, moving to the device
   std::string cache_note;                      // what the cache did: "" (no cache), "read", "written", or why not
   std::shared_ptr<const PackedSource> packed;  // set for the packed dataset: where its images are
@@ -96,6 +101,10 @@ struct LoadOptions {
   /// write never throws: a cache is a convenience.
   std::vector<std::function<void()>>* deferred_writes = nullptr;
 };
+
+/// float32 images [N, C, H, W] from uint8 ones through `table` [C, 256] (a gather on x's
+/// device: each value is the table's float, bit for bit).
+torch::Tensor normalize_pixels(const torch::Tensor& x, const torch::Tensor& table);
 
 /// Checks, without reading them, that a dataset config's files exist and its settings agree
 /// (grid validation). Throws InputError naming the path or the setting.
