@@ -251,6 +251,26 @@ int64_t Dataset::test_size() const { return packed ? packed->test_pack->size() :
 
 torch::Tensor normalize_pixels(const torch::Tensor& x, const torch::Tensor& table) {
   const int64_t c = x.size(1);
+  if (x.is_cpu() && table.is_cpu() && x.scalar_type() == torch::kUInt8 && x.dim() == 4) {
+    // On the CPU a plain table lookup per pixel: the gather below (int64 indices, index_select)
+    // took the MLP's step from 1.9-2.6 to 5.0-5.2 ms. The same floats either way.
+    const auto xc = x.contiguous();
+    const auto tc = table.to(torch::kFloat32).contiguous();
+    auto out = torch::empty(x.sizes(), x.options().dtype(torch::kFloat32));
+    const int64_t planes = x.size(0) * c, plane = c > 0 && x.size(0) > 0 ? x.numel() / planes : 0;
+    const uint8_t* p = xc.data_ptr<uint8_t>();
+    const float* t = tc.data_ptr<float>();
+    float* o = out.data_ptr<float>();
+    at::parallel_for(0, planes, 16, [&](int64_t begin, int64_t end) {
+      for (int64_t k = begin; k < end; ++k) {
+        const float* row = t + (k % c) * 256;
+        const uint8_t* q = p + k * plane;
+        float* r = o + k * plane;
+        for (int64_t j = 0; j < plane; ++j) r[j] = row[q[j]];
+      }
+    });
+    return out;
+  }
   // Channel c's values index row c of the flattened table.
   auto offset = torch::arange(c, x.options().dtype(torch::kInt64)).mul_(256).view({1, c, 1, 1});
   auto flat = (x.to(torch::kInt64) + offset).reshape({-1});
