@@ -52,6 +52,8 @@ def ols(x, y):
 
 
 def spearman(x, y):
+    if len(x) < 3:
+        return math.nan
     s = pd.Series(x).rank().corr(pd.Series(y).rank())
     return float(s) if s == s else math.nan
 
@@ -84,6 +86,24 @@ def pp(v, sign=False):
     if v is None or not math.isfinite(v):
         return "-"
     return f"{100 * v:+.2f}" if sign else f"{100 * v:.2f}"
+
+
+def save_figure(fig, out_dir, name):
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "figures", name), dpi=110)
+    plt.close(fig)
+
+
+def fit_groups(df, keys):
+    """Per group of `keys`: the OLS fit of alpha on log10(lr/b) over the runs with a finite alpha."""
+    out = []
+    for values, part in df.groupby(keys):
+        ok = part[part["alpha"].map(math.isfinite)]
+        f = ols(list(ok["log10_lr_b"]), list(ok["alpha"]))
+        out.append(dict(zip(keys, values), cells=len(part), used=f["n"], slope=f["slope"], slope_lo=f["lo"],
+                        slope_hi=f["hi"], spearman=spearman(list(ok["log10_lr_b"]), list(ok["alpha"])),
+                        alpha_min=ok["alpha"].min(), alpha_max=ok["alpha"].max(), median_alpha=ok["alpha"].median()))
+    return pd.DataFrame(out)
 
 
 def md_table(header, rows):
@@ -154,15 +174,7 @@ def q1(con, out_dir):
     df["log10_lr_b"] = [math.log10(v) for v in df["lr_over_b"]]
     df.to_csv(os.path.join(out_dir, "q1_alpha.csv"), index=False)
 
-    fits = []
-    for (model, noise, est, scope), part in df.groupby(["model", "noise", "estimator", "scope"]):
-        ok = part[part["alpha"].map(math.isfinite)]
-        f = ols(list(ok["log10_lr_b"]), list(ok["alpha"]))
-        fits.append(dict(model=model, noise=noise, estimator=est, scope=scope, cells=len(part),
-                         used=f["n"], slope=f["slope"], slope_lo=f["lo"], slope_hi=f["hi"],
-                         spearman=spearman(list(ok["log10_lr_b"]), list(ok["alpha"])),
-                         alpha_min=ok["alpha"].min(), alpha_max=ok["alpha"].max()))
-    fits = pd.DataFrame(fits)
+    fits = fit_groups(df, ["model", "noise", "estimator", "scope"]).drop(columns="median_alpha")
     fits.to_csv(os.path.join(out_dir, "q1_slopes.csv"), index=False)
 
     layer_rows = []
@@ -171,16 +183,11 @@ def q1(con, out_dir):
             layer_rows.append(dict(model=r.model, noise=r.noise, estimator=r.estimator, layer=name,
                                    log10_lr_b=r.log10_lr_b, alpha=a))
     layers = pd.DataFrame(layer_rows)
-    layer_fits = []
+    layer_fits = pd.DataFrame()
     if not layers.empty:
         layers.to_csv(os.path.join(out_dir, "q1_layers.csv"), index=False)
-        for (model, noise, est, name), part in layers.groupby(["model", "noise", "estimator", "layer"]):
-            ok = part[part["alpha"].map(math.isfinite)]
-            f = ols(list(ok["log10_lr_b"]), list(ok["alpha"]))
-            layer_fits.append(dict(model=model, noise=noise, estimator=est, layer=name, used=f["n"],
-                                   median_alpha=ok["alpha"].median(), slope=f["slope"], slope_lo=f["lo"],
-                                   slope_hi=f["hi"]))
-    layer_fits = pd.DataFrame(layer_fits)
+        layer_fits = fit_groups(layers, ["model", "noise", "estimator", "layer"])[
+            ["model", "noise", "estimator", "layer", "used", "median_alpha", "slope", "slope_lo", "slope_hi"]]
     if not layer_fits.empty:
         layer_fits.to_csv(os.path.join(out_dir, "q1_layer_slopes.csv"), index=False)
 
@@ -200,9 +207,7 @@ def q1_figure(df, layers, out_dir):
         ax.set_xlabel("log10(lr / batch size)")
         ax.set_ylabel("alpha_hat (second half of training)")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "figures", "q1_alpha_vs_lr_b.png"), dpi=110)
-    plt.close(fig)
+    save_figure(fig, out_dir, "q1_alpha_vs_lr_b.png")
     if layers.empty:
         return
     hill = layers[layers["estimator"] == "hill"]
@@ -220,9 +225,7 @@ def q1_figure(df, layers, out_dir):
         ax.set_xlabel("log10(lr / batch size)")
         ax.set_ylabel("alpha_hat")
         ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "figures", "q1_layers.png"), dpi=110)
-    plt.close(fig)
+    save_figure(fig, out_dir, "q1_layers.png")
 
 
 def q1_text(df, fits, layer_fits):
@@ -365,9 +368,7 @@ def q2_figure(rows, out_dir):
         ax.set_xlabel("training examples")
         ax.set_ylabel("test accuracy % (95% CI)")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "figures", "q2_regimes.png"), dpi=110)
-    plt.close(fig)
+    save_figure(fig, out_dir, "q2_regimes.png")
 
 
 def q3(args, con, out_dir):
@@ -446,9 +447,7 @@ def alpha_over_steps(con, out_dir, q2_rows):
     ax.set_ylabel("alpha_hat (online noise, Hill)")
     ax.set_title("Fashion-MNIST, MLP, 1000 examples: median over seeds, band = range")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "figures", "alpha_over_steps.png"), dpi=110)
-    plt.close(fig)
+    save_figure(fig, out_dir, "alpha_over_steps.png")
     return ("Figure Q2-b: alpha_hat over the steps of the selected configurations, MLP, 1000 examples.\n\n"
             "![alpha_hat over steps](study/figures/alpha_over_steps.png)\n")
 
