@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -358,6 +359,44 @@ TEST_CASE("the cache holds a decoded dataset and is rebuilt when a source file c
   write_bytes(dir.file("y.bin"), {'n', 'o', 'p', 'e'}, false);
   CHECK_FALSE(htga::data::read_cache(dir.file("y.bin"), "k", &why).has_value());
   CHECK(why == dir.file("y.bin") + ": not an htga cache file");
+  write_bytes(dir.file("empty.bin"), {}, false);
+  CHECK_FALSE(htga::data::read_cache(dir.file("empty.bin"), "k", &why).has_value());
+  CHECK(why == dir.file("empty.bin") + ": not an htga cache file");
+}
+
+TEST_CASE("a large cache file is checked in parallel chunks and its images outlive the file", "[data]") {
+  TempDir dir("bigcache");
+  htga::data::RawDataset raw;
+  raw.num_classes = 10;
+  // 13 MB of pixels: four 4 MB checksum chunks, the last one partial.
+  raw.train.images = torch::randint(0, 256, {200, 3, 128, 128}, torch::kUInt8);
+  raw.train.labels = torch::randint(0, 10, {200}, torch::kInt64);
+  raw.test.images = torch::randint(0, 256, {7, 3, 128, 128}, torch::kUInt8);
+  raw.test.labels = torch::randint(0, 10, {7}, torch::kInt64);
+  const std::string path = dir.file("big.bin");
+  htga::data::write_cache(path, "k", raw);
+  std::string why;
+  auto back = htga::data::read_cache(path, "k", &why);
+  REQUIRE(back.has_value());
+  // The images view the mapped file; removing the file leaves them readable.
+  std::filesystem::remove(path);
+  CHECK(torch::equal(back->train.images, raw.train.images));
+  CHECK(torch::equal(back->test.images, raw.test.images));
+  CHECK(torch::equal(back->train.labels, raw.train.labels));
+
+  // One byte changed in place in the third chunk: refused by the checksum.
+  htga::data::write_cache(path, "k", raw);
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(9 << 20);
+    char c = 0;
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 0x10);
+    f.seekp(9 << 20);
+    f.write(&c, 1);
+  }
+  CHECK_FALSE(htga::data::read_cache(path, "k", &why).has_value());
+  CHECK(why == path + ": content does not match its checksum");
 }
 
 TEST_CASE("crop and flip move exact pixels; random draws are reproducible", "[data]") {

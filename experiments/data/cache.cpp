@@ -1,13 +1,20 @@
 #include "experiments/data/cache.h"
 
+#include <ATen/Parallel.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <vector>
 
 #include "experiments/config.h"
 #include "experiments/error.h"
@@ -26,10 +33,36 @@ constexpr char kEnd[9] = "HTGAEND1";
 // header is taken to be damaged.
 constexpr uint64_t kMaxBytes = uint64_t(1) << 40;
 
-template <typename T>
-bool get(std::istream& in, T& v) {
-  return static_cast<bool>(in.read(reinterpret_cast<char*>(&v), sizeof v));
-}
+/// A read-only file mapping, unmapped when the last tensor viewing it goes.
+struct Mapping {
+  void* addr;
+  size_t size;
+  Mapping(void* a, size_t n) : addr(a), size(n) {}
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+  ~Mapping() { ::munmap(addr, size); }
+};
+
+/// Reads fields from a mapped file, refusing to run past its end.
+struct Cursor {
+  const char* base;
+  uint64_t size;
+  uint64_t pos = 0;
+  const char* take(uint64_t n) {
+    if (n > size - pos) return nullptr;
+    pos += n;
+    return base + pos - n;
+  }
+  bool read(void* out, uint64_t n) {
+    const char* p = take(n);
+    if (p && n > 0) std::memcpy(out, p, n);
+    return p != nullptr;
+  }
+  template <typename T>
+  bool get(T& v) {
+    return read(&v, sizeof v);
+  }
+};
 
 uint32_t crc_update(uint32_t crc, const void* data, size_t size) {
   auto p = static_cast<const Bytef*>(data);
@@ -39,6 +72,26 @@ uint32_t crc_update(uint32_t crc, const void* data, size_t size) {
     c = crc32(c, p, chunk);
     p += chunk;
     size -= chunk;
+  }
+  return static_cast<uint32_t>(c);
+}
+
+/// crc_update over large buffers on the intra-op threads: chunks' CRCs joined by crc32_combine.
+uint32_t crc_parallel(uint32_t crc, const char* data, uint64_t size) {
+  constexpr uint64_t kChunk = 4u << 20;
+  const int64_t chunks = static_cast<int64_t>((size + kChunk - 1) / kChunk);
+  if (chunks <= 1) return crc_update(crc, data, size);
+  std::vector<uint32_t> part(static_cast<size_t>(chunks));
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      const uint64_t off = uint64_t(k) * kChunk;
+      part[size_t(k)] = crc_update(crc32(0L, Z_NULL, 0), data + off, std::min(kChunk, size - off));
+    }
+  });
+  uLong c = crc;
+  for (int64_t k = 0; k < chunks; ++k) {
+    const uint64_t off = uint64_t(k) * kChunk;
+    c = crc32_combine(c, part[size_t(k)], static_cast<z_off_t>(std::min(kChunk, size - off)));
   }
   return static_cast<uint32_t>(c);
 }
@@ -57,46 +110,59 @@ std::optional<RawDataset> read_cache(const std::string& path, const std::string&
     if (why_not) *why_not = why;
     return std::nullopt;
   };
-  std::error_code ec;
-  const auto file_size = fs::file_size(path, ec);
-  if (ec) return fail("no cache file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return fail("cannot open " + path);
+  // The file is mapped, not read: its pages come from the page cache (shared by --jobs cells)
+  // without a copy. Copying 55 MB into fresh memory took 0.18-0.28 s here, mostly page faults.
+  // Cache files are replaced by renaming a new file into place, never rewritten, so the mapping
+  // stays valid while the tensors viewing it live.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(errno == ENOENT ? std::string("no cache file") : "cannot open " + path);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    return fail("cannot open " + path);
+  }
+  const auto file_size = static_cast<uint64_t>(st.st_size);
+  void* p = file_size == 0 ? MAP_FAILED : ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+  ::close(fd);
+  if (p == MAP_FAILED) return fail(path + ": not an htga cache file");
+  auto map = std::make_shared<Mapping>(p, file_size);
+  Cursor in{static_cast<const char*>(p), file_size};
+
   char magic[8];
   if (!in.read(magic, 8) || std::memcmp(magic, kMagic, 7) != 0) return fail(path + ": not an htga cache file");
   if (magic[7] != kMagic[7]) return fail(path + ": an older cache format");
   uint64_t key_len = 0;
-  if (!get(in, key_len) || key_len > (1u << 20)) return fail(path + ": damaged header");
+  if (!in.get(key_len) || key_len > (1u << 20)) return fail(path + ": damaged header");
   std::string stored(key_len, '\0');
-  if (!in.read(stored.data(), static_cast<std::streamsize>(key_len))) return fail(path + ": damaged header");
+  if (!in.read(stored.data(), key_len)) return fail(path + ": damaged header");
   if (stored != key) return fail("made from other files or settings");
 
   RawDataset d;
-  if (!get(in, d.num_classes) || d.num_classes < 1) return fail(path + ": damaged header");
+  if (!in.get(d.num_classes) || d.num_classes < 1) return fail(path + ": damaged header");
   uint64_t expected = 8 + 8 + key_len + 8 + 4 + 8;
   uint32_t crc = crc32(0L, Z_NULL, 0);
   for (RawSplit* s : {&d.train, &d.test}) {
     int64_t dims[4];
     for (auto& x : dims)
-      if (!get(in, x) || x < 0) return fail(path + ": damaged header");
+      if (!in.get(x) || x < 0) return fail(path + ": damaged header");
     const uint64_t pixels = uint64_t(dims[0]) * dims[1] * dims[2] * dims[3];
     if (pixels > kMaxBytes || dims[0] > int64_t(kMaxBytes / 8)) return fail(path + ": damaged header");
     expected += 32 + pixels + 8 * uint64_t(dims[0]);
     if (expected > file_size)
       return fail(path + ": truncated: " + std::to_string(file_size) + " bytes, the header announces at least " +
                   std::to_string(expected));
-    s->images = torch::empty({dims[0], dims[1], dims[2], dims[3]}, torch::kUInt8);
+    const char* pixel_bytes = in.take(pixels);
+    s->images = torch::from_blob(
+        const_cast<char*>(pixel_bytes), {dims[0], dims[1], dims[2], dims[3]}, [map](void*) {}, torch::kUInt8);
     s->labels = torch::empty({dims[0]}, torch::kInt64);
-    if (!in.read(reinterpret_cast<char*>(s->images.data_ptr<uint8_t>()), static_cast<std::streamsize>(pixels)) ||
-        !in.read(reinterpret_cast<char*>(s->labels.data_ptr<int64_t>()), static_cast<std::streamsize>(8 * dims[0])))
-      return fail(path + ": truncated");
-    crc = crc_update(crc, s->images.data_ptr<uint8_t>(), pixels);
+    if (!in.read(s->labels.data_ptr<int64_t>(), 8 * uint64_t(dims[0]))) return fail(path + ": truncated");
+    crc = crc_parallel(crc, pixel_bytes, pixels);
     crc = crc_update(crc, s->labels.data_ptr<int64_t>(), 8 * uint64_t(dims[0]));
     if (dims[0] > 0 && (s->labels.min().item<int64_t>() < 0 || s->labels.max().item<int64_t>() >= d.num_classes))
       return fail(path + ": label out of range");
   }
   uint32_t stored_crc = 0;
-  if (!get(in, stored_crc)) return fail(path + ": truncated");
+  if (!in.get(stored_crc)) return fail(path + ": truncated");
   if (stored_crc != crc) return fail(path + ": content does not match its checksum");
   char end[8];
   if (!in.read(end, 8) || std::memcmp(end, kEnd, 8) != 0) return fail(path + ": damaged end");
@@ -128,7 +194,7 @@ void write_cache(const std::string& path, const std::string& key, const RawDatas
                 static_cast<std::streamsize>(images.numel()));
       out.write(reinterpret_cast<const char*>(labels.data_ptr<int64_t>()),
                 static_cast<std::streamsize>(8 * labels.numel()));
-      crc = crc_update(crc, images.data_ptr<uint8_t>(), images.numel());
+      crc = crc_parallel(crc, reinterpret_cast<const char*>(images.data_ptr<uint8_t>()), images.numel());
       crc = crc_update(crc, labels.data_ptr<int64_t>(), 8 * labels.numel());
     }
     put(out, crc);

@@ -3,15 +3,17 @@
 // (gunzip, image decoding, resizing).
 //
 // File layout (little-endian, as the host writes it):
-//   "HTGADS01"                       8 bytes, magic and format version
+//   "HTGADS02"                       8 bytes, magic and format version
 //   uint64 key length, key bytes     what the cache was made from (see load_dataset)
 //   int64 num_classes
 //   for train, then test:
 //     int64 N, C, H, W
 //     N*C*H*W bytes of pixels (uint8, [N, C, H, W] row-major)
 //     N int64 labels
+//   uint32 CRC-32 of the pixel and label bytes, in that order
 //   "HTGAEND1"                       8 bytes
-// A file whose size is not exactly what its header announces is damaged.
+// A file whose size is not exactly what its header announces, or whose bytes do not match the
+// CRC, is damaged. read_cache maps the file: the images it returns view the mapping.
 
 #include <optional>
 #include <string>
