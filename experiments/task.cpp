@@ -197,7 +197,10 @@ Evaluation Task::evaluate_packed(torch::nn::AnyModule& model, const std::string&
     scores.add(model.forward(b->x), b->y);
     seen += b->y.size(0);
   }
-  if (seen < n) return none;  // stopped on request: no measurement (NaN) rather than part of the split
+  if (seen < n) {  // stopped on request: no measurement rather than part of the split
+    none.stopped = true;
+    return none;
+  }
   return scores.result(n);
 }
 

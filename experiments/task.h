@@ -22,6 +22,7 @@ struct Evaluation {
   double top5 = NAN;  // images with 100 classes or more
   std::vector<std::pair<std::string, double>> metrics;  // the task's named metrics (text tasks)
   double main = NAN;                                    // the dataset's main metric (acc for images)
+  bool stopped = false;  // a stop request ended it early (packed streams): nothing was measured
 };
 
 class Task {

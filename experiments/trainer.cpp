@@ -215,7 +215,7 @@ bool Trainer::flush() {
   return true;
 }
 
-void Trainer::evaluate(int64_t epoch, bool last) {
+bool Trainer::evaluate(int64_t epoch, bool last) {
   Objects& m = *m_;
   auto post = [&](const std::string& split, const Evaluation& ev, bool final) {
     std::vector<storage::MetricRow> metrics;
@@ -224,9 +224,14 @@ void Trainer::evaluate(int64_t epoch, bool last) {
   };
   const auto t_eval = Clock::now();
   auto due = [&](int64_t every) { return last || (every > 0 && (epoch + 1) % every == 0); };
+  auto stopped = [&] {  // nothing posted for the split that stopped; those before it are redone too
+    outcome_.time.eval_s += seconds_between(t_eval, Clock::now());
+    return false;
+  };
   for (const std::string& split : m.task->eval_splits()) {
     if (!due(split == "val" ? s_.train.val_every : s_.train.test_every)) continue;
     const Evaluation ev = m.task->evaluate(m.model, *m.module, split);
+    if (ev.stopped) return stopped();
     post(split, ev, last);
     if (split == "val") {
       outcome_.val_acc = ev.acc;
@@ -239,10 +244,12 @@ void Trainer::evaluate(int64_t epoch, bool last) {
   }
   if (last) {  // on the training set, for the generalization gap
     const Evaluation tr = m.task->evaluate(m.model, *m.module, "train");
+    if (tr.stopped) return stopped();
     post("train", tr, true);
     outcome_.train_acc = tr.acc;
   }
   outcome_.time.eval_s += seconds_between(t_eval, Clock::now());
+  return true;
 }
 
 void Trainer::checkpoint(int64_t epoch) {
@@ -354,7 +361,10 @@ CellOutcome Trainer::run() {
     stream.reset();  // its workers and buffers, before the evaluation streams its own
     if (!flush()) return outcome_;
     const bool last = epoch + 1 == epochs;
-    evaluate(epoch, last);
+    if (!evaluate(epoch, last)) {  // a stop during a streamed evaluation: redone on resume
+      interrupt(epoch, perm, n);
+      return outcome_;
+    }
     if (!last) checkpoint(epoch);
   }
   outcome_.status = CellStatus::kFinished;

@@ -93,7 +93,9 @@ class Trainer {
   /// Writes buffered steps; false when training must stop (a non-finite loss, a lost claim).
   bool flush();
   /// The end-of-epoch evaluations (validation, test; the training set after the last epoch).
-  void evaluate(int64_t epoch, bool last);
+  /// False when a stop request ended one early (a streamed, packed split): the caller records
+  /// the cell as interrupted at the epoch's end, and the resumed cell evaluates again.
+  bool evaluate(int64_t epoch, bool last);
   /// A checkpoint after `epoch`, when one is due.
   void checkpoint(int64_t epoch);
   /// A checkpoint in the middle of `epoch` (a stop request): its batch order `perm` and the

@@ -16,6 +16,7 @@
 #include "experiments/error.h"
 #include "experiments/pack/image.h"
 #include "experiments/pack/pack.h"
+#include "experiments/stop.h"
 #include "experiments/trainer.h"
 #include "storage/store.h"
 #include "storage/writer.h"
@@ -183,6 +184,65 @@ TEST_CASE("packed: a stop in the middle of an epoch, then a resume: the steps of
   CHECK(t.run().status == CellStatus::kFinished);
   out.sync();
   CHECK(losses(w, again.run_id) == losses(w, straight.run_id));
+}
+
+TEST_CASE("packed: a stop during a streamed evaluation records nothing for it; the resumed cell evaluates again",
+          "[packed]") {
+  TempDir dir("packed-evalstop");
+  const std::string packs = pack_folder(dir);
+  const auto data = htga::data::load_dataset({{"name", "packed"}, {"path", packs}, {"crop", 32}}, torch::kCPU);
+  const auto settings = htga::test::one_cell(kSgd, train_settings(2));
+  htga::storage::Writer w(std::make_unique<htga::storage::Store>(dir.file("t.db")));
+  TrainerOptions o;
+  o.checkpoint_dir = dir.file("ckpt");
+  const auto straight = w.call([](htga::storage::Store& s) { return s.claim_run(record("straight"), 60, true); });
+  {
+    CellWriter out(w, straight.fence());
+    Trainer(settings, data, torch::kCPU, out, o).run();
+    out.sync();
+  }
+  const auto first = w.call([](htga::storage::Store& s) { return s.claim_run(record("resumed"), 60, true); });
+  {
+    CellWriter out(w, first.fence());
+    int64_t steps = 0;
+    TrainerOptions stopping = o;
+    // The signal arrives during epoch 0's last step: the step completes, the evaluation stops.
+    stopping.stop = [&] {
+      if (++steps == 4) htga::experiments::request_stop();
+      return false;
+    };
+    const auto outcome = Trainer(settings, data, torch::kCPU, out, stopping).run();
+    htga::experiments::reset_stop();
+    out.sync();
+    REQUIRE(outcome.status == CellStatus::kInterrupted);
+    CHECK(outcome.steps == 4);
+    CHECK(w.call([&](htga::storage::Store& s) { return s.evals(first.run_id); }).empty());
+    htga::storage::RunResult result;
+    result.status = "interrupted";
+    result.error = outcome.error;
+    w.call([&](htga::storage::Store& s) { s.finish_run(first.fence(), result); });
+  }
+  const auto again = w.call([](htga::storage::Store& s) { return s.claim_run(record("resumed"), 60, true); });
+  REQUIRE(again.resumed);
+  CHECK(again.from_step == 4);
+  CellWriter out(w, again.fence());
+  Trainer t(settings, data, torch::kCPU, out, o);
+  t.resume(again.checkpoint, again.from_epoch - 1, again.from_step);
+  const auto outcome = t.run();
+  CHECK(outcome.status == CellStatus::kFinished);
+  CHECK(std::isfinite(outcome.test_acc));
+  out.sync();
+  CHECK(losses(w, again.run_id) == losses(w, straight.run_id));
+  const auto evals = w.call([&](htga::storage::Store& s) { return s.evals(again.run_id); });
+  const auto expected = w.call([&](htga::storage::Store& s) { return s.evals(straight.run_id); });
+  REQUIRE(evals.size() == expected.size());
+  for (size_t i = 0; i < evals.size(); ++i) {
+    CHECK(evals[i].epoch == expected[i].epoch);
+    CHECK(evals[i].split == expected[i].split);
+    CHECK(evals[i].step == expected[i].step);
+    CHECK(evals[i].loss == expected[i].loss);
+    CHECK(evals[i].acc == expected[i].acc);
+  }
 }
 
 TEST_CASE("packed: grid validation refuses a truncated pack before anything is written", "[packed]") {
