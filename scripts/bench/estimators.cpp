@@ -132,6 +132,19 @@ int main(int argc, char** argv) {
   mlp["alpha_cost_layer"] = layer / none - 1;
   auto z = torch::randn({n_params}, gen, torch::kFloat32);
   mlp["hill_ms_on_mlp_sized_vector"] = median_ms(reps, [&] { est::hill(z).item<float>(); });
+  {
+    // The fused EMA + Hill pass alone on a stream of MLP-sized heavy-tailed gradients (16 of
+    // them in turn, so the noise stays noise; about 15 MB, out of the CPU's caches as in training).
+    std::vector<torch::Tensor> stream;
+    for (int i = 0; i < 16; ++i)
+      stream.push_back(torch::randn({n_params}, gen, torch::kFloat32) /
+                       torch::rand({n_params}, gen, torch::kFloat32).add_(0.01).sqrt_());
+    auto mean = stream[0].clone();
+    est::EmaHillExtras ex;
+    int64_t i = 0;
+    mlp["hill_ema_noise_ms_on_mlp_sized_stream"] =
+        median_ms(reps, [&] { est::hill_ema_noise(stream[i++ % 16], mean, 0.9, 0, &ex); });
+  }
   out["mlp"] = mlp;
   std::printf("%s\n", out.dump(1).c_str());
 }
