@@ -1,6 +1,7 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <iostream>
 #include <memory>
 
@@ -44,8 +45,10 @@ void list(const ListOptions& options, std::ostream& out) {
   for (const auto& [title, reg] : sections) {
     if (!options.section.empty() && options.section != title) continue;
     out << title << (std::string(title) == "defaults" ? " (training settings):\n" : ":\n");
+    size_t width = 14;  // the names' column: as wide as the longest name (resnet18-imagenet)
+    for (const Entry& e : reg->entries) width = std::max(width, e.name.size());
     for (const Entry& e : reg->entries) {
-      out << fmt::format("  {:<14} {}\n", e.name, e.help);
+      out << fmt::format("  {:<{}} {}\n", e.name, width, e.help);
       for (const ParamSpec& p : e.params)
         out << fmt::format("      {:<15} {:<18} {}{} ({})\n", p.name,
                            p.default_value.is_null() ? "null" : p.default_value.dump(), p.help,

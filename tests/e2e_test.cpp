@@ -336,6 +336,13 @@ TEST_CASE("help and list", "[e2e]") {
   CHECK(r.code == 0);
   for (const char* name : {"fashion-mnist", "mlp", "sgd-clip", "htga", "hill", "alpha0"})
     CHECK(r.out.find(name) != std::string::npos);
+  // Names and descriptions in two columns, as wide as the section's longest name.
+  auto column = [&](const std::string& name) {
+    const auto at = r.out.find("\n  " + name + " ");
+    REQUIRE(at != std::string::npos);
+    return r.out.find_first_not_of(' ', at + 3 + name.size()) - at;
+  };
+  CHECK(column("mlp") == column("resnet18-imagenet"));
 }
 
 TEST_CASE("htga slurm: a dry run prints both scripts; bad options are refused before anything", "[e2e]") {
