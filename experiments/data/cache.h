@@ -13,7 +13,8 @@
 //   uint32 CRC-32 of the pixel and label bytes, in that order
 //   "HTGAEND1"                       8 bytes
 // A file whose size is not exactly what its header announces, or whose bytes do not match the
-// CRC, is damaged. read_cache maps the file: the images it returns view the mapping.
+// CRC, is damaged. read_cache maps the file: the images it returns view the mapping, which is
+// read-only (writing into them faults; every user copies rows with index_select first).
 
 #include <optional>
 #include <string>
