@@ -148,93 +148,88 @@ TEST_CASE("packed: trains through the Trainer, the same steps for 1 and 3 loader
   CHECK(runs[0] == runs[1]);  // bit for bit
 }
 
-TEST_CASE("packed: a stop in the middle of an epoch, then a resume: the steps of an uninterrupted run", "[packed]") {
-  TempDir dir("packed-resume");
-  const std::string packs = pack_folder(dir);
-  const auto data = htga::data::load_dataset({{"name", "packed"}, {"path", packs}, {"crop", 32}}, torch::kCPU);
-  const auto settings = htga::test::one_cell(kSgd, train_settings(2));
-  htga::storage::Writer w(std::make_unique<htga::storage::Store>(dir.file("t.db")));
+/// A packed dataset, a database with one uninterrupted run of the cell ("straight"), and the same
+/// cell run again ("resumed"): first until `stop` ends it, then resumed to the end.
+struct StopAndResume {
+  TempDir dir;
+  htga::data::Dataset data;
+  htga::experiments::CellSettings settings = htga::test::one_cell(kSgd, train_settings(2));
+  htga::storage::Writer w;
   TrainerOptions o;
-  o.checkpoint_dir = dir.file("ckpt");
-  const auto straight = w.call([](htga::storage::Store& s) { return s.claim_run(record("straight"), 60, true); });
-  {
-    CellWriter out(w, straight.fence());
-    Trainer(settings, data, torch::kCPU, out, o).run();
-    out.sync();
-  }
-  const auto first = w.call([](htga::storage::Store& s) { return s.claim_run(record("resumed"), 60, true); });
-  {
-    CellWriter out(w, first.fence());
-    int64_t steps = 0;
-    TrainerOptions stopping = o;
-    stopping.stop = [&] { return ++steps == 6; };  // in epoch 1 (steps 4..7)
-    const auto outcome = Trainer(settings, data, torch::kCPU, out, stopping).run();
-    out.sync();
-    REQUIRE(outcome.status == CellStatus::kInterrupted);
-    htga::storage::RunResult result;
-    result.status = "interrupted";
-    result.error = outcome.error;
-    w.call([&](htga::storage::Store& s) { s.finish_run(first.fence(), result); });
-  }
-  const auto again = w.call([](htga::storage::Store& s) { return s.claim_run(record("resumed"), 60, true); });
-  REQUIRE(again.resumed);
-  CellWriter out(w, again.fence());
-  Trainer t(settings, data, torch::kCPU, out, o);
-  t.resume(again.checkpoint, again.from_epoch - 1, again.from_step);
-  CHECK(t.run().status == CellStatus::kFinished);
-  out.sync();
-  CHECK(losses(w, again.run_id) == losses(w, straight.run_id));
-}
+  htga::storage::Claim straight;
 
-TEST_CASE("packed: a stop during a streamed evaluation records nothing for it; the resumed cell evaluates again",
-          "[packed]") {
-  TempDir dir("packed-evalstop");
-  const std::string packs = pack_folder(dir);
-  const auto data = htga::data::load_dataset({{"name", "packed"}, {"path", packs}, {"crop", 32}}, torch::kCPU);
-  const auto settings = htga::test::one_cell(kSgd, train_settings(2));
-  htga::storage::Writer w(std::make_unique<htga::storage::Store>(dir.file("t.db")));
-  TrainerOptions o;
-  o.checkpoint_dir = dir.file("ckpt");
-  const auto straight = w.call([](htga::storage::Store& s) { return s.claim_run(record("straight"), 60, true); });
-  {
+  explicit StopAndResume(const std::string& name)
+      : dir(name),
+        data(htga::data::load_dataset({{"name", "packed"}, {"path", pack_folder(dir)}, {"crop", 32}}, torch::kCPU)),
+        w(std::make_unique<htga::storage::Store>(dir.file("t.db"))) {
+    o.checkpoint_dir = dir.file("ckpt");
+    straight = w.call([](htga::storage::Store& s) { return s.claim_run(record("straight"), 60, true); });
     CellWriter out(w, straight.fence());
     Trainer(settings, data, torch::kCPU, out, o).run();
     out.sync();
   }
-  const auto first = w.call([](htga::storage::Store& s) { return s.claim_run(record("resumed"), 60, true); });
-  {
+
+  /// The first attempt, recorded as interrupted; `check` looks at it before it is closed.
+  void interrupted(const std::function<bool()>& stop,
+                   const std::function<void(const htga::experiments::CellOutcome&, int64_t)>& check = {}) {
+    const auto first = w.call([](htga::storage::Store& s) { return s.claim_run(record("resumed"), 60, true); });
     CellWriter out(w, first.fence());
-    int64_t steps = 0;
     TrainerOptions stopping = o;
-    // The signal arrives during epoch 0's last step: the step completes, the evaluation stops.
-    stopping.stop = [&] {
-      if (++steps == 4) htga::experiments::request_stop();
-      return false;
-    };
+    stopping.stop = stop;
     const auto outcome = Trainer(settings, data, torch::kCPU, out, stopping).run();
     htga::experiments::reset_stop();
     out.sync();
     REQUIRE(outcome.status == CellStatus::kInterrupted);
-    CHECK(outcome.steps == 4);
-    CHECK(w.call([&](htga::storage::Store& s) { return s.evals(first.run_id); }).empty());
+    if (check) check(outcome, first.run_id);
     htga::storage::RunResult result;
     result.status = "interrupted";
     result.error = outcome.error;
     w.call([&](htga::storage::Store& s) { s.finish_run(first.fence(), result); });
   }
-  const auto again = w.call([](htga::storage::Store& s) { return s.claim_run(record("resumed"), 60, true); });
-  REQUIRE(again.resumed);
+
+  /// The second attempt, from the first one's checkpoint, to the end.
+  std::pair<htga::storage::Claim, htga::experiments::CellOutcome> resumed() {
+    const auto again = w.call([](htga::storage::Store& s) { return s.claim_run(record("resumed"), 60, true); });
+    REQUIRE(again.resumed);
+    CellWriter out(w, again.fence());
+    Trainer t(settings, data, torch::kCPU, out, o);
+    t.resume(again.checkpoint, again.from_epoch - 1, again.from_step);
+    auto outcome = t.run();
+    out.sync();
+    return {again, outcome};
+  }
+};
+
+TEST_CASE("packed: a stop in the middle of an epoch, then a resume: the steps of an uninterrupted run", "[packed]") {
+  StopAndResume r("packed-resume");
+  int64_t steps = 0;
+  r.interrupted([&] { return ++steps == 6; });  // in epoch 1 (steps 4..7)
+  const auto [again, outcome] = r.resumed();
+  CHECK(outcome.status == CellStatus::kFinished);
+  CHECK(losses(r.w, again.run_id) == losses(r.w, r.straight.run_id));
+}
+
+TEST_CASE("packed: a stop during a streamed evaluation records nothing for it; the resumed cell evaluates again",
+          "[packed]") {
+  StopAndResume r("packed-evalstop");
+  int64_t steps = 0;
+  // The signal arrives during epoch 0's last step: the step completes, the evaluation stops.
+  r.interrupted(
+      [&] {
+        if (++steps == 4) htga::experiments::request_stop();
+        return false;
+      },
+      [&](const htga::experiments::CellOutcome& outcome, int64_t run_id) {
+        CHECK(outcome.steps == 4);
+        CHECK(r.w.call([&](htga::storage::Store& s) { return s.evals(run_id); }).empty());
+      });
+  const auto [again, outcome] = r.resumed();
   CHECK(again.from_step == 4);
-  CellWriter out(w, again.fence());
-  Trainer t(settings, data, torch::kCPU, out, o);
-  t.resume(again.checkpoint, again.from_epoch - 1, again.from_step);
-  const auto outcome = t.run();
   CHECK(outcome.status == CellStatus::kFinished);
   CHECK(std::isfinite(outcome.test_acc));
-  out.sync();
-  CHECK(losses(w, again.run_id) == losses(w, straight.run_id));
-  const auto evals = w.call([&](htga::storage::Store& s) { return s.evals(again.run_id); });
-  const auto expected = w.call([&](htga::storage::Store& s) { return s.evals(straight.run_id); });
+  CHECK(losses(r.w, again.run_id) == losses(r.w, r.straight.run_id));
+  const auto evals = r.w.call([&](htga::storage::Store& s) { return s.evals(again.run_id); });
+  const auto expected = r.w.call([&](htga::storage::Store& s) { return s.evals(r.straight.run_id); });
   REQUIRE(evals.size() == expected.size());
   for (size_t i = 0; i < evals.size(); ++i) {
     CHECK(evals[i].epoch == expected[i].epoch);
