@@ -122,9 +122,14 @@ std::optional<RawDataset> read_cache(const std::string& path, const std::string&
     return fail("cannot open " + path);
   }
   const auto file_size = static_cast<uint64_t>(st.st_size);
-  void* p = file_size == 0 ? MAP_FAILED : ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+  if (file_size == 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return fail(path + ": not an htga cache file");
+  }
+  void* p = ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+  const int map_errno = errno;
   ::close(fd);
-  if (p == MAP_FAILED) return fail(path + ": not an htga cache file");
+  if (p == MAP_FAILED) return fail("cannot map " + path + ": " + std::strerror(map_errno));
   auto map = std::make_shared<Mapping>(p, file_size);
   Cursor in{static_cast<const char*>(p), file_size};
 
