@@ -35,7 +35,7 @@ Task::Batch Task::batch(const torch::Tensor& idx, at::Generator* augment_gen) co
     return {b->x, b->y};
   }
   if (kind_ == data::TaskKind::kImages) {
-    auto x = d_.train_x.index_select(0, idx);
+    auto x = d_.train_images(idx);
     if (d_.pixel_table.defined()) x = data::normalize_pixels(x, d_.pixel_table);
     if (augment_gen) x = data::augment_batch(x, d_.augment, *augment_gen);
     return {x, d_.train_y.index_select(0, idx)};
@@ -113,10 +113,13 @@ Task::Rows Task::rows(const std::string& split) const {
     throw std::logic_error("no split \"" + split + "\" in dataset " + d_.name);
   }
   r.x = *xp, r.y = *yp;
-  if (split == "train" && train_eval_size_ > 0 && r.x.size(0) > train_eval_size_) {
-    auto rows = train_eval_rows(r.x.size(0)).to(r.x.device());
-    r.x = r.x.index_select(0, rows);
-    if (r.y.defined() && r.y.size(0) == xp->size(0)) r.y = r.y.index_select(0, rows);
+  if (split != "train") return r;
+  const int64_t n = d_.train_size();
+  const bool subset = train_eval_size_ > 0 && n > train_eval_size_;
+  if (subset || d_.train_rows.defined()) {  // the rows evaluated, through the row map if any
+    auto rows = (subset ? train_eval_rows(n) : torch::arange(n, torch::kInt64)).to(r.x.device());
+    r.x = d_.train_images(rows);
+    if (r.y.defined() && r.y.size(0) == n) r.y = r.y.index_select(0, rows);
   }
   return r;
 }

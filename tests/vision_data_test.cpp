@@ -257,10 +257,18 @@ TEST_CASE("mnist reads the IDX folder layout; the validation split is normalised
   write_bytes(dir.file("t10k-labels-idx1-ubyte.gz"),
               idx_bytes({10}, std::vector<uint8_t>(labels.begin(), labels.begin() + 10)), true);
   auto d = htga::data::load_dataset({{"name", "mnist"}, {"path", dir.str()}, {"val_size", 10}}, torch::kCPU);
-  CHECK(d.train_x.size(0) == 20);
+  CHECK(d.train_size() == 20);
   CHECK(d.val_x.sizes() == torch::IntArrayRef({10, 1, 2, 2}));
   CHECK(d.val_y.bincount().eq(1).all().item<bool>());
-  CHECK(htga::data::normalize_pixels(d.train_x, d.pixel_table).mean().item<double>() == Approx(0).margin(1e-5));
+  // Most rows train: they are read through a row map, not copied. Training and validation rows
+  // are disjoint and together every decoded image (image i's first pixel is 8 i).
+  CHECK(d.train_rows.defined());
+  const auto train = d.train_images(torch::arange(20, torch::kInt64));
+  auto firsts = torch::cat({train.select(3, 0).select(2, 0).flatten(), d.val_x.select(3, 0).select(2, 0).flatten()});
+  CHECK(torch::equal(std::get<0>(firsts.to(torch::kInt64).sort()), torch::arange(0, 240, 8, torch::kInt64)));
+  CHECK(torch::equal(d.train_y,
+                     train.select(3, 0).select(2, 0).flatten().to(torch::kInt64).div(8, "floor").remainder(10)));
+  CHECK(htga::data::normalize_pixels(train, d.pixel_table).mean().item<double>() == Approx(0).margin(1e-5));
   // Validation pixels use the training mean and std: denormalised they are the raw bytes.
   auto raw = (htga::data::normalize_pixels(d.val_x, d.pixel_table) * d.std[0] + d.mean[0]) * 255;
   CHECK((raw - raw.round()).abs().max().item<double>() < 1e-3);

@@ -246,7 +246,12 @@ const char* name_of(TaskKind kind) {
 std::vector<std::string> source_files(const json& config) { return format_of(config).files(config); }
 
 int64_t Dataset::train_size() const {
-  return packed ? static_cast<int64_t>(packed->train_rows.size()) : train_x.size(0);
+  if (packed) return static_cast<int64_t>(packed->train_rows.size());
+  return train_rows.defined() ? train_rows.size(0) : train_x.size(0);
+}
+
+torch::Tensor Dataset::train_images(const torch::Tensor& idx) const {
+  return train_x.index_select(0, train_rows.defined() ? train_rows.index_select(0, idx) : idx);
 }
 int64_t Dataset::val_size() const { return packed ? static_cast<int64_t>(packed->val_rows.size()) : val_x.size(0); }
 int64_t Dataset::test_size() const { return packed ? packed->test_pack->size() : test_x.size(0); }
@@ -405,9 +410,10 @@ namespace {
 /// Counts of each 8-bit value per channel of uint8 images [N, C, H, W]: blocks of images on
 /// the intra-op threads, each counting into four interleaved tables (consecutive pixels of equal
 /// value would otherwise wait on one counter), summed at the end.
-std::vector<std::array<int64_t, 256>> channel_histograms(const torch::Tensor& images) {
+std::vector<std::array<int64_t, 256>> channel_histograms(const torch::Tensor& images,
+                                                         const std::vector<int64_t>* rows) {
   auto x = images.contiguous();
-  const int64_t n = x.size(0), c = x.size(1), plane = x.size(2) * x.size(3);
+  const int64_t n = rows ? static_cast<int64_t>(rows->size()) : x.size(0), c = x.size(1), plane = x.size(2) * x.size(3);
   std::vector<std::array<int64_t, 256>> h(static_cast<size_t>(c));
   for (auto& a : h) a.fill(0);
   const uint8_t* p = x.data_ptr<uint8_t>();
@@ -419,7 +425,8 @@ std::vector<std::array<int64_t, 256>> channel_histograms(const torch::Tensor& im
     for (int64_t i = begin; i < end; ++i)
       for (int64_t ch = 0; ch < c; ++ch) {
         int64_t* t = local[static_cast<size_t>(ch)].data();
-        const uint8_t* q = p + (i * c + ch) * plane;
+        const int64_t row = rows ? (*rows)[static_cast<size_t>(i)] : i;
+        const uint8_t* q = p + (row * c + ch) * plane;
         int64_t j = 0;
         for (; j + 4 <= plane; j += 4) {
           ++t[q[j]];
@@ -440,10 +447,10 @@ std::vector<std::array<int64_t, 256>> channel_histograms(const torch::Tensor& im
 /// Per-channel statistics of the examples trained on (nothing from validation or test leaks
 /// in), exact from a histogram of the 8-bit pixels, and the per-channel table of the 256
 /// possible values that normalize_pixels applies to each batch: the images stay uint8.
-void normalize(Dataset& d, const torch::Tensor& train_images, const torch::Tensor& val_images,
-               const torch::Tensor& test_images) {
+void normalize(Dataset& d, const torch::Tensor& train_images, const std::vector<int64_t>* train_rows,
+               const torch::Tensor& val_images, const torch::Tensor& test_images) {
   const int64_t channels = train_images.size(1);
-  const auto hists = channel_histograms(train_images);
+  const auto hists = channel_histograms(train_images, train_rows);
   std::vector<std::array<float, 256>> table(static_cast<size_t>(channels));
   for (int64_t c = 0; c < channels; ++c) {
     double n = 0, sum = 0, sum2 = 0;
@@ -525,14 +532,19 @@ Dataset load_dataset(const json& config, const torch::Device& device, const Load
       }
     }
   }
-  const bool all = static_cast<int64_t>(rows.train.size()) == raw.train.labels.size(0);
-  auto train_images = all ? raw.train.images : rows_of(raw.train.images, rows.train);
+  const auto decoded_rows = raw.train.labels.size(0);
+  const bool all = static_cast<int64_t>(rows.train.size()) == decoded_rows;
+  // On the CPU a training split of most of the rows (beside a validation split) is read through
+  // a row map instead of copied: the copy was 0.1 s of a 0.2 s load of Fashion-MNIST.
+  const bool mapped = !all && device.is_cpu() && 2 * static_cast<int64_t>(rows.train.size()) > decoded_rows;
+  auto train_images = all || mapped ? raw.train.images : rows_of(raw.train.images, rows.train);
   d.train_y = all ? raw.train.labels : rows_of(raw.train.labels, rows.train);
   auto val_images = rows_of(raw.train.images, rows.val);
   d.val_y = rows_of(raw.train.labels, rows.val);
   d.test_y = raw.test.labels;
 
-  normalize(d, train_images, val_images, raw.test.images);
+  normalize(d, train_images, mapped ? &rows.train : nullptr, val_images, raw.test.images);
+  if (mapped) d.train_rows = torch::tensor(rows.train, torch::kInt64);
 
   d.augment = config.value("augment", std::string("none"));
   for (torch::Tensor* t : {&d.train_x, &d.train_y, &d.val_x, &d.val_y, &d.test_x, &d.test_y, &d.pixel_table})
