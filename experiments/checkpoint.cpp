@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <cerrno>
 #include <cstring>
@@ -14,6 +13,7 @@
 #include <mutex>
 
 #include "experiments/alpha_monitor.h"
+#include "experiments/pack/format.h"
 #include "optimizers/htga.h"
 #include "optimizers/sgd.h"
 
@@ -25,17 +25,6 @@ namespace fs = std::filesystem;
 
 constexpr char kMagic[8] = {'H', 'T', 'G', 'A', 'C', 'K', 'P', '1'};
 constexpr size_t kHeader = sizeof kMagic + 8 + 4;
-
-uint32_t crc_of(const char* data, size_t size) {
-  uLong crc = crc32(0L, Z_NULL, 0);
-  while (size > 0) {  // crc32 takes a uInt length
-    const auto chunk = static_cast<uInt>(std::min<size_t>(size, 1u << 30));
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(data), chunk);
-    data += chunk;
-    size -= chunk;
-  }
-  return static_cast<uint32_t>(crc);
-}
 
 void put_le(std::string& out, uint64_t v, int bytes) {
   for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -88,7 +77,7 @@ std::string read_payload(const std::string& file) {
   if (bytes.size() - kHeader != length)
     throw CheckpointError(fmt::format("{}: checkpoint truncated or padded ({} payload bytes, header says {})", file,
                                       bytes.size() - kHeader, length));
-  if (crc_of(bytes.data() + kHeader, length) != crc)
+  if (pack::crc32_of(bytes.data() + kHeader, length) != crc)
     throw CheckpointError(file + ": checkpoint corrupt (CRC mismatch)");
   return bytes.substr(kHeader);
 }
@@ -156,7 +145,7 @@ void save_checkpoint(const std::string& file, const TrainState& s, int64_t epoch
   });
   std::string bytes(kMagic, sizeof kMagic);
   put_le(bytes, payload.size(), 8);
-  put_le(bytes, crc_of(payload.data(), payload.size()), 4);
+  put_le(bytes, pack::crc32_of(payload.data(), payload.size()), 4);
   bytes += payload;
 
   std::error_code ec;

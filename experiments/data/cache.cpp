@@ -18,6 +18,7 @@
 
 #include "experiments/config.h"
 #include "experiments/error.h"
+#include "experiments/pack/format.h"
 
 namespace htga::data {
 
@@ -64,28 +65,16 @@ struct Cursor {
   }
 };
 
-uint32_t crc_update(uint32_t crc, const void* data, size_t size) {
-  auto p = static_cast<const Bytef*>(data);
-  uLong c = crc;
-  while (size > 0) {
-    const auto chunk = static_cast<uInt>(std::min<size_t>(size, 1u << 30));
-    c = crc32(c, p, chunk);
-    p += chunk;
-    size -= chunk;
-  }
-  return static_cast<uint32_t>(c);
-}
-
-/// crc_update over large buffers on the intra-op threads: chunks' CRCs joined by crc32_combine.
+/// pack::crc32_of over large buffers on the intra-op threads: chunks' CRCs joined by crc32_combine.
 uint32_t crc_parallel(uint32_t crc, const char* data, uint64_t size) {
   constexpr uint64_t kChunk = 4u << 20;
   const int64_t chunks = static_cast<int64_t>((size + kChunk - 1) / kChunk);
-  if (chunks <= 1) return crc_update(crc, data, size);
+  if (chunks <= 1) return pack::crc32_of(data, size, crc);
   std::vector<uint32_t> part(static_cast<size_t>(chunks));
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t k = begin; k < end; ++k) {
       const uint64_t off = uint64_t(k) * kChunk;
-      part[size_t(k)] = crc_update(crc32(0L, Z_NULL, 0), data + off, std::min(kChunk, size - off));
+      part[size_t(k)] = pack::crc32_of(data + off, std::min(kChunk, size - off));
     }
   });
   uLong c = crc;
@@ -162,7 +151,7 @@ std::optional<RawDataset> read_cache(const std::string& path, const std::string&
     s->labels = torch::empty({dims[0]}, torch::kInt64);
     if (!in.read(s->labels.data_ptr<int64_t>(), 8 * uint64_t(dims[0]))) return fail(path + ": truncated");
     crc = crc_parallel(crc, pixel_bytes, pixels);
-    crc = crc_update(crc, s->labels.data_ptr<int64_t>(), 8 * uint64_t(dims[0]));
+    crc = pack::crc32_of(s->labels.data_ptr<int64_t>(), 8 * uint64_t(dims[0]), crc);
     if (dims[0] > 0 && (s->labels.min().item<int64_t>() < 0 || s->labels.max().item<int64_t>() >= d.num_classes))
       return fail(path + ": label out of range");
   }
@@ -200,7 +189,7 @@ void write_cache(const std::string& path, const std::string& key, const RawDatas
       out.write(reinterpret_cast<const char*>(labels.data_ptr<int64_t>()),
                 static_cast<std::streamsize>(8 * labels.numel()));
       crc = crc_parallel(crc, reinterpret_cast<const char*>(images.data_ptr<uint8_t>()), images.numel());
-      crc = crc_update(crc, labels.data_ptr<int64_t>(), 8 * labels.numel());
+      crc = pack::crc32_of(labels.data_ptr<int64_t>(), 8 * labels.numel(), crc);
     }
     put(out, crc);
     out.write(kEnd, 8);
