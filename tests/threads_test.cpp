@@ -1,6 +1,9 @@
 // Threads: --threads overrides OMP_NUM_THREADS; one thread is bit for bit reproducible; more
 // threads give the same results within float tolerance; the run record says how many.
 
+#include <ATen/Parallel.h>
+
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
@@ -89,3 +92,20 @@ TEST_CASE("--threads: one thread reproduces bit for bit, two agree within float 
   CHECK(c.run.threads == 2);
   CHECK(c.run.test_acc == Approx(a.run.test_acc).margin(0.01));
 }
+
+#if !defined(HTGA_SERIAL_OWN_LOOPS)  // the build on the Python wheel leaves OpenMP out (CMakeLists.txt)
+TEST_CASE("htga's own at::parallel_for loops run on the intra-op threads", "[trainer]") {
+  // ATen's parallel_for is a template compiled into our code: built without OpenMP it runs every
+  // range on the calling thread whatever at::set_num_threads says (it did, until the build
+  // linked OpenMP). With two threads, two ranges of one item each go to two workers.
+  const int before = at::get_num_threads();
+  at::set_num_threads(2);
+  std::vector<int> worker(2, -1);
+  at::parallel_for(0, 2, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) worker[static_cast<size_t>(b)] = at::get_thread_num();
+  });
+  at::set_num_threads(before);
+  CHECK(worker[0] != worker[1]);
+  CHECK(std::min(worker[0], worker[1]) == 0);
+}
+#endif
