@@ -3,10 +3,15 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace htga::estimators {
 
@@ -108,49 +113,23 @@ struct BlockResult {
   bool bad = false;        // a NaN in |d| (an infinity is a candidate and makes the estimate undefined)
 };
 
-/// One pass over g[0, n) and m: d = g - m, m += w d, the sum of g^2, and the |d| above `t`
-/// collected in index order (t < 0: all of them). Per 64 values: the EMA update, |d|, a count
-/// per 16 values of those not below the threshold (NaN counts) and g^2 added to 64 fixed lanes,
-/// all vectorised. Only the groups of 16 with a count are looked at again, through a bit mask
-/// (no branch per value: a candidate is about one value in 250, and the branchy scan of whole
-/// 64s was half of this pass's time). Cloned for AVX2 and picked at run time (no FMA: the same
-/// roundings on every x86-64).
-__attribute__((target_clones("avx2", "default"))) void fused_block(const float* __restrict g, float* __restrict m,
-                                                                   int64_t n, float w, float t, BlockResult& r) {
-  alignas(32) float buf[64];
-  float lanes[64] = {};
-  const int64_t full = n / 64 * 64;
-  for (int64_t start = 0; start < full; start += 64) {
-    const float* __restrict gs = g + start;
-    float* __restrict ms = m + start;
-    int hits[4] = {0, 0, 0, 0};
-    for (int q = 0; q < 4; ++q)
-      for (int j = 16 * q; j < 16 * q + 16; ++j) {
-        const float gj = gs[j];
-        const float d = gj - ms[j];
-        ms[j] += w * d;
-        const float a = std::fabs(d);
-        buf[j] = a;
-        hits[q] += !(a <= t);
-        lanes[j] += gj * gj;
-      }
-    for (int q = 0; q < 4; ++q) {
-      if (!hits[q]) continue;
-      unsigned mask = 0;
-      for (int j = 0; j < 16; ++j) mask |= static_cast<unsigned>(!(buf[16 * q + j] <= t)) << j;
-      while (mask) {
-        const float v = buf[16 * q + __builtin_ctz(mask)];
-        mask &= mask - 1;
-        if (v > t)
-          r.top.push_back(v);
-        else
-          r.bad = true;  // NaN
-      }
-    }
+/// The candidates among 64 values |d| (`buf`) whose bits are set in `mask` (not below the
+/// threshold; NaN too), appended in index order; a NaN marks the block bad.
+void take_marked(const float* buf, uint64_t mask, float t, BlockResult& r) {
+  while (mask) {
+    const float v = buf[__builtin_ctzll(mask)];
+    mask &= mask - 1;
+    if (v > t)
+      r.top.push_back(v);
+    else
+      r.bad = true;  // NaN
   }
-  double sumsq = 0;
-  for (float l : lanes) sumsq += l;
-  for (int64_t j = full; j < n; ++j) {
+}
+
+/// The values past the last whole 64 (and the whole of a short block): the same arithmetic one
+/// value at a time. Adds their g^2 to `sumsq` and returns it.
+double fused_tail(const float* g, float* m, int64_t from, int64_t n, float w, float t, double sumsq, BlockResult& r) {
+  for (int64_t j = from; j < n; ++j) {
     const float d = g[j] - m[j];
     m[j] += w * d;
     const float a = std::fabs(d);
@@ -158,54 +137,240 @@ __attribute__((target_clones("avx2", "default"))) void fused_block(const float* 
     r.bad = r.bad || a != a;
     sumsq += static_cast<double>(g[j]) * g[j];
   }
-  r.sumsq = sumsq;
+  return sumsq;
+}
+
+/// One pass over g[0, n) and m: d = g - m, m += w d, the sum of g^2, and the |d| above `t`
+/// collected in index order (t < 0: all of them). Per 64 values: the EMA update, |d|, one mask
+/// of those not below the threshold (NaN included) and g^2 added to 64 fixed lanes (lane j % 64),
+/// summed in lane order at the end. A candidate is about one value in 250, so only a 64 with a
+/// bit set is looked at again. No FMA anywhere: this portable form and the AVX2 one below give
+/// the same roundings, so the results do not depend on the CPU.
+void fused_block_portable(const float* __restrict g, float* __restrict m, int64_t n, float w, float t, BlockResult& r) {
+  alignas(32) float buf[64];
+  float lanes[64] = {};
+  const int64_t full = n / 64 * 64;
+  for (int64_t start = 0; start < full; start += 64) {
+    const float* __restrict gs = g + start;
+    float* __restrict ms = m + start;
+    int hits = 0;
+    for (int j = 0; j < 64; ++j) {
+      const float gj = gs[j];
+      const float d = gj - ms[j];
+      ms[j] += w * d;
+      const float a = std::fabs(d);
+      buf[j] = a;
+      hits += !(a <= t);
+      lanes[j] += gj * gj;
+    }
+    if (!hits) continue;
+    uint64_t mask = 0;
+    for (int j = 0; j < 64; ++j) mask |= static_cast<uint64_t>(!(buf[j] <= t)) << j;
+    take_marked(buf, mask, t, r);
+  }
+  double sumsq = 0;
+  for (float l : lanes) sumsq += l;
+  r.sumsq = fused_tail(g, m, full, n, w, t, sumsq, r);
+}
+
+#if defined(__x86_64__)
+/// One group of 8 of fused_block_avx2: the EMA update, |d| to buf, its comparison (not a <= t:
+/// above it, or NaN) ORed into `any`, g^2 added to `lane`.
+__attribute__((target("avx2"), always_inline)) inline void eight(const float* gs, float* ms, float* buf, int v,
+                                                                 __m256 vw, __m256 vt, __m256& any, __m256& lane) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256 gv = _mm256_loadu_ps(gs + 8 * v);
+  const __m256 mv = _mm256_loadu_ps(ms + 8 * v);
+  const __m256 d = _mm256_sub_ps(gv, mv);
+  _mm256_storeu_ps(ms + 8 * v, _mm256_add_ps(mv, _mm256_mul_ps(vw, d)));
+  const __m256 a = _mm256_and_ps(d, abs_mask);
+  _mm256_store_ps(buf + 8 * v, a);
+  any = _mm256_or_ps(any, _mm256_cmp_ps(a, vt, _CMP_NLE_UQ));
+  lane = _mm256_add_ps(lane, _mm256_mul_ps(gv, gv));
+}
+
+/// fused_block_portable in AVX2 intrinsics: the 64 lanes live in eight registers and the mask is
+/// one OR of comparisons per 64 (the compiler's version of the portable loop spilled its lanes
+/// and summed counts across registers, and took twice the instructions).
+__attribute__((target("avx2"))) void fused_block_avx2(const float* __restrict g, float* __restrict m, int64_t n,
+                                                      float w, float t, BlockResult& r) {
+  alignas(32) float buf[64];
+  const __m256 vw = _mm256_set1_ps(w), vt = _mm256_set1_ps(t);
+  __m256 l0 = _mm256_setzero_ps(), l1 = l0, l2 = l0, l3 = l0, l4 = l0, l5 = l0, l6 = l0, l7 = l0;
+  __m256 any;
+  const int64_t full = n / 64 * 64;
+  for (int64_t start = 0; start < full; start += 64) {
+    const float* gs = g + start;
+    float* ms = m + start;
+    any = _mm256_setzero_ps();
+    eight(gs, ms, buf, 0, vw, vt, any, l0);
+    eight(gs, ms, buf, 1, vw, vt, any, l1);
+    eight(gs, ms, buf, 2, vw, vt, any, l2);
+    eight(gs, ms, buf, 3, vw, vt, any, l3);
+    eight(gs, ms, buf, 4, vw, vt, any, l4);
+    eight(gs, ms, buf, 5, vw, vt, any, l5);
+    eight(gs, ms, buf, 6, vw, vt, any, l6);
+    eight(gs, ms, buf, 7, vw, vt, any, l7);
+    if (!_mm256_movemask_ps(any)) continue;
+    uint64_t mask = 0;
+    for (int v = 0; v < 8; ++v)
+      mask |= static_cast<uint64_t>(_mm256_movemask_ps(_mm256_cmp_ps(_mm256_load_ps(buf + 8 * v), vt, _CMP_NLE_UQ)))
+              << (8 * v);
+    take_marked(buf, mask, t, r);
+  }
+  alignas(32) float lanes[64];
+  const __m256 all[8] = {l0, l1, l2, l3, l4, l5, l6, l7};
+  for (int v = 0; v < 8; ++v) _mm256_store_ps(lanes + 8 * v, all[v]);
+  double sumsq = 0;
+  for (float l : lanes) sumsq += l;
+  r.sumsq = fused_tail(g, m, full, n, w, t, sumsq, r);
+}
+#endif
+
+std::atomic<bool> portable_only{false};
+
+void fused_block(const float* g, float* m, int64_t n, float w, float t, BlockResult& r) {
+#if defined(__x86_64__)
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2 && !portable_only.load(std::memory_order_relaxed)) return fused_block_avx2(g, m, n, w, t, r);
+#endif
+  fused_block_portable(g, m, n, w, t, r);
 }
 
 /// The fused pass over all of g in blocks of a fixed size, shared by ATen's intra-op threads;
-/// the blocks' results are joined in block order, so nothing depends on the thread count.
-BlockResult fused_pass(const float* g, float* m, int64_t n, float w, float t) {
+/// the blocks' results are joined in block order into `all`, so nothing depends on the thread
+/// count. The blocks' buffers are kept from call to call (per calling thread).
+void fused_pass(const float* g, float* m, int64_t n, float w, float t, BlockResult& all) {
   constexpr int64_t kBlock = 16384;
   const int64_t blocks = (n + kBlock - 1) / kBlock;
-  std::vector<BlockResult> parts(static_cast<size_t>(blocks));
+  static thread_local std::vector<BlockResult> kept;
+  kept.resize(static_cast<size_t>(blocks));
+  for (auto& part : kept) {
+    part.top.clear();
+    part.bad = false;
+  }
+  BlockResult* parts = kept.data();  // the caller's: a thread_local named in the lambda would be the worker's
   at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t off = b * kBlock;
-      fused_block(g + off, m + off, std::min(kBlock, n - off), w, t, parts[static_cast<size_t>(b)]);
+      fused_block(g + off, m + off, std::min(kBlock, n - off), w, t, parts[b]);
     }
   });
-  BlockResult all = std::move(parts[0]);
-  for (size_t b = 1; b < parts.size(); ++b) {
+  all.top.clear();
+  all.sumsq = 0;
+  all.bad = false;
+  for (int64_t b = 0; b < blocks; ++b) {
     all.top.insert(all.top.end(), parts[b].top.begin(), parts[b].top.end());
     all.sumsq += parts[b].sumsq;
     all.bad = all.bad || parts[b].bad;
   }
-  return all;
 }
 
 /// A sample of |g - m| to choose thresholds from: 4096 values in 256 runs of 16 spread evenly
 /// over the vector (a run is one cache line of g and one of m, so the sample costs 1/16 of the
-/// cache misses of 4096 scattered values; the runs still cover every layer).
+/// cache misses of 4096 scattered values; the runs still cover every layer). The lines are
+/// prefetched first, so that their misses overlap instead of following one another.
 std::vector<float> sample_of(const float* pg, const float* pm, int64_t n) {
   constexpr int64_t kRuns = 256, kRun = 16;
-  std::vector<float> sample;
-  sample.reserve(kRuns * kRun);
+  std::vector<float> sample(static_cast<size_t>(std::min(n, kRuns * kRun)));
   if (n <= kRuns * kRun) {
-    for (int64_t i = 0; i < n; ++i) sample.push_back(std::fabs(pg[i] - pm[i]));
+    for (int64_t i = 0; i < n; ++i) sample[i] = std::fabs(pg[i] - pm[i]);
     return sample;
   }
   const int64_t stride = n / kRuns;
+  for (int64_t r = 0; r < kRuns; ++r) {
+    __builtin_prefetch(pg + r * stride);  // a run's first line and its last (runs are not aligned)
+    __builtin_prefetch(pg + r * stride + kRun - 1);
+    __builtin_prefetch(pm + r * stride);
+    __builtin_prefetch(pm + r * stride + kRun - 1);
+  }
+  float* out = sample.data();
   for (int64_t r = 0; r < kRuns; ++r)
-    for (int64_t i = r * stride; i < r * stride + kRun; ++i) sample.push_back(std::fabs(pg[i] - pm[i]));
+    for (int64_t i = r * stride; i < r * stride + kRun; ++i) *out++ = std::fabs(pg[i] - pm[i]);
   return sample;
 }
 
-/// A threshold with about `many` of the n values above it, judged by the sample (reordered).
+/// The value of rank k (0-based, from the largest) among v[0, n) (no NaN), reordering v. A
+/// quickselect whose partitions write each value to both ends of a second buffer and move one
+/// end on, with no branch per value: nth_element's comparisons were mispredicted about half
+/// the time on candidates that follow no order.
+float kth_largest(float* v, int64_t n, int64_t k) {
+  static thread_local std::vector<float> scratch;
+  if (static_cast<int64_t>(scratch.size()) < n) scratch.resize(static_cast<size_t>(n));
+  float *src = v, *dst = scratch.data();
+  while (n > 32) {
+    const float x = src[0], y = src[n / 2], z = src[n - 1];
+    const float p = std::max(std::min(x, y), std::min(std::max(x, y), z));  // the median of three
+    int64_t lo = 0, hi = n - 1;
+    for (int64_t i = 0; i < n; ++i) {  // dst: the values above p, then the rest
+      const float e = src[i];
+      dst[lo] = e;
+      dst[hi] = e;
+      const bool gt = e > p;
+      lo += gt;
+      hi -= !gt;
+    }
+    if (k < lo) {  // p is not above itself, so lo < n: the range shrinks
+      std::swap(src, dst);
+      n = lo;
+      continue;
+    }
+    int64_t eq = lo;
+    hi = n - 1;
+    for (int64_t i = lo; i < n; ++i) {  // src[lo, n): the values equal to p, then those below
+      const float e = dst[i];
+      src[eq] = e;
+      src[hi] = e;
+      const bool ge = e >= p;
+      eq += ge;
+      hi -= !ge;
+    }
+    if (k < eq) return p;
+    src += eq;
+    dst += eq;
+    n -= eq;
+    k -= eq;
+  }
+  std::nth_element(src, src + k, src + n, std::greater<float>());
+  return src[k];
+}
+
+/// A threshold with about `many` of the n values above it, judged by the sample.
 /// NaN is caught by the pass; a zero threshold keeps the nonzero values.
-float threshold_for(std::vector<float>& sample, int64_t n, int64_t many) {
+float threshold_for(const std::vector<float>& sample, int64_t n, int64_t many) {
   const auto s = static_cast<int64_t>(sample.size());
   const int64_t rank = std::min<int64_t>(s - 1, (many * s) / n + 1);
-  std::partial_sort(sample.begin(), sample.begin() + rank + 1, sample.end(), std::greater<float>());
-  const float t = sample[rank];
+  // The value of that rank is at least the smallest of rank + 1 group maxima (they are rank + 1
+  // values at or above it), so only the values from there up need sorting: a few dozen, found
+  // with branch-free maxima in 8 lanes and a branch-free copy, instead of sifting all 4096
+  // through a heap.
+  const int64_t groups = rank + 1, size = s / groups;
+  float floor = std::numeric_limits<float>::infinity();
+  for (int64_t q = 0; q < groups; ++q) {
+    const float* v = sample.data() + q * size;
+    float lane[8];
+    for (float& l : lane) l = v[0];
+    int64_t i = 0;
+    for (; i + 8 <= size; i += 8)
+      for (int j = 0; j < 8; ++j) lane[j] = v[i + j] > lane[j] ? v[i + j] : lane[j];
+    for (; i < size; ++i) lane[0] = v[i] > lane[0] ? v[i] : lane[0];
+    float mx = lane[0];
+    for (const float l : lane) mx = l > mx ? l : mx;
+    floor = mx < floor ? mx : floor;  // a NaN maximum (a NaN first value) is skipped
+  }
+  static thread_local std::vector<float> high;
+  high.resize(sample.size());
+  int64_t count = 0;
+  for (const float v : sample) {
+    high[count] = v;
+    count += v >= floor;
+  }
+  if (count <= rank) {  // NaN hides a group's maximum and can leave too few
+    high = sample;
+    count = s;
+    for (float& v : high) v = v != v ? 0 : v;  // (NaN is left to the pass)
+  }
+  const float t = kth_largest(high.data(), count, rank);
   return t > 0 ? t : 0;
 }
 
@@ -214,9 +379,9 @@ float threshold_for(std::vector<float>& sample, int64_t n, int64_t many) {
 /// depends neither on how many the threshold let through nor on the thread count (values
 /// equal to X(k+1) add log 1 = 0 either way).
 double hill_of_candidates(const std::vector<float>& top, int64_t k) {
-  std::vector<float> order(top);
-  std::nth_element(order.begin(), order.begin() + k, order.end(), std::greater<float>());
-  const double xk1 = order[k];
+  static thread_local std::vector<float> order;
+  order.assign(top.begin(), top.end());
+  const double xk1 = kth_largest(order.data(), static_cast<int64_t>(order.size()), k);
   // The sum of logs as logs of products of up to 16 ratios: one log per 16 values. A ratio of
   // floats is at most about 2.4e83, so a product is logged before it passes 1e200 and can
   // never overflow.
@@ -236,7 +401,16 @@ double hill_of_candidates(const std::vector<float>& top, int64_t k) {
   return static_cast<double>(k) / sum_log;
 }
 
+/// A 0-dim float32 CPU tensor holding v: one allocation, not full()'s fill kernel.
+torch::Tensor cpu_scalar(float v, const torch::TensorOptions& opts) {
+  auto out = torch::empty({}, opts);
+  *out.data_ptr<float>() = v;
+  return out;
+}
+
 }  // namespace
+
+void detail::use_portable_pass(bool portable) { portable_only = portable; }
 
 torch::Tensor hill_ema_noise(const torch::Tensor& g, torch::Tensor& mean, double rho, int64_t k,
                              EmaHillExtras* extras) {
@@ -256,7 +430,8 @@ torch::Tensor hill_ema_noise(const torch::Tensor& g, torch::Tensor& mean, double
   const int64_t need = k + 1;
   std::vector<float> sample = sample_of(pg, pm, n);
   const float t = threshold_for(sample, n, 2 * need);
-  BlockResult r = fused_pass(pg, pm, n, static_cast<float>(1.0 - rho), t);
+  static thread_local BlockResult r, more;
+  fused_pass(pg, pm, n, static_cast<float>(1.0 - rho), t, r);
   if (static_cast<int64_t>(r.top.size()) < need && t > 0 && !r.bad) {
     // The sample misjudged the tail. The mean is already updated: g - m_t = rho (g - m_{t-1}),
     // the same tail index, so collect again from that (w = 0 leaves m alone) with a threshold
@@ -264,8 +439,8 @@ torch::Tensor hill_ema_noise(const torch::Tensor& g, torch::Tensor& mean, double
     const float wider = threshold_for(sample, n, 8 * need) * static_cast<float>(rho);
     for (const float again : {wider < t * static_cast<float>(rho) ? wider : 0.0f, -1.0f}) {
       if (again == 0) continue;
-      BlockResult more = fused_pass(pg, pm, n, 0.0f, again);
-      r.top = std::move(more.top);
+      fused_pass(pg, pm, n, 0.0f, again, more);
+      std::swap(r.top, more.top);
       r.bad = more.bad;
       if (static_cast<int64_t>(r.top.size()) >= need || r.bad) break;
     }
@@ -276,9 +451,9 @@ torch::Tensor hill_ema_noise(const torch::Tensor& g, torch::Tensor& mean, double
   }
   const float nan = std::numeric_limits<float>::quiet_NaN();
   auto opts = g.options().dtype(torch::kFloat32);
-  if (r.bad || static_cast<int64_t>(r.top.size()) < need) return torch::full({}, nan, opts);
+  if (r.bad || static_cast<int64_t>(r.top.size()) < need) return cpu_scalar(nan, opts);
   const double a = hill_of_candidates(r.top, k);
-  return torch::full({}, std::isfinite(a) && a > 0 ? static_cast<float>(a) : nan, opts);
+  return cpu_scalar(std::isfinite(a) && a > 0 ? static_cast<float>(a) : nan, opts);
 }
 
 namespace {

@@ -41,6 +41,12 @@ struct EmaHillExtras {
 torch::Tensor hill_ema_noise(const torch::Tensor& g, torch::Tensor& mean, double rho, int64_t k = 0,
                              EmaHillExtras* extras = nullptr);
 
+namespace detail {
+/// For tests: true makes hill_ema_noise's pass take its portable loop even on a CPU with AVX2
+/// (the two give the same bits); false (the default) picks by CPU.
+void use_portable_pass(bool portable);
+}  // namespace detail
+
 /// The topk formulation of hill(), on any device without host synchronisation.
 torch::Tensor hill_topk(const torch::Tensor& x, int64_t k = 0);
 

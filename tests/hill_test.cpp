@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <tuple>
 
@@ -133,6 +134,70 @@ TEST_CASE("the fused pass: any thread count, the same estimate, mean and norm; a
     CHECK(torch::equal(m4, m1));
     CHECK(s4 == s1);
   }
+}
+
+TEST_CASE("the fused pass: the portable loop and the AVX2 one give the same bits, on any threads", "[estimators]") {
+  using htga::estimators::hill_ema_noise;
+  struct Out {
+    float alpha;
+    torch::Tensor mean;
+    double sumsq;
+  };
+  auto run = [](const torch::Tensor& g, const torch::Tensor& m0, bool portable, int threads) {
+    const int saved = at::get_num_threads();
+    at::set_num_threads(threads);
+    htga::estimators::detail::use_portable_pass(portable);
+    auto m = m0.clone();
+    htga::estimators::EmaHillExtras extras;
+    const float a = hill_ema_noise(g, m, 0.9, 0, &extras).item<float>();
+    htga::estimators::detail::use_portable_pass(false);
+    at::set_num_threads(saved);
+    return Out{a, m, extras.sumsq};
+  };
+  auto same_bits = [](float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0; };
+  // Lengths: whole 64s, a remainder, several blocks of 16384 with a remainder, the MLP's.
+  for (int64_t n : {int64_t{4096}, int64_t{5003}, int64_t{3 * 16384 + 777}, int64_t{235146}}) {
+    auto g = pareto(1.3, n, 70 + n).to(torch::kFloat32);
+    g.narrow(0, 0, n / 3).neg_();
+    g.narrow(0, n / 2, n / 10).zero_();  // dead units
+    auto m0 = pareto(1.3, n, 80 + n).to(torch::kFloat32) * 0.2;
+    const Out ref = run(g, m0, true, 1);
+    for (const auto& [portable, threads] : {std::pair{false, 1}, std::pair{false, 2}, std::pair{true, 2}}) {
+      INFO("n " << n << " portable " << portable << " threads " << threads);
+      const Out o = run(g, m0, portable, threads);
+      CHECK(same_bits(o.alpha, ref.alpha));
+      CHECK(std::memcmp(o.mean.data_ptr<float>(), ref.mean.data_ptr<float>(), sizeof(float) * n) == 0);
+      CHECK(o.sumsq == ref.sumsq);
+    }
+    CHECK(ref.alpha == Approx(hill(g - m0).item<double>()).epsilon(1e-5));
+  }
+}
+
+TEST_CASE("the fused pass with ties at the order statistic and NaN where the sample looks", "[estimators]") {
+  using htga::estimators::hill_ema_noise;
+  using htga::estimators::hill_topk;
+  // Gradients on a few levels (quantised values): long runs of equal magnitudes around X(k+1),
+  // which the selection must step over rather than partition forever.
+  const int64_t n = 100000;
+  auto levels = torch::tensor({0.5f, 1.0f, 1.0f, 1.0f, 2.0f, 4.0f, 8.0f});
+  auto g =
+      levels.index_select(0, torch::randint(0, 7, {n}, torch::kInt64)) * (torch::rand({n}) > 0.5).to(torch::kFloat32);
+  auto m = torch::zeros({n});
+  for (int64_t k : {int64_t{0}, int64_t{50}, int64_t{5000}}) {
+    auto mk = m.clone();
+    INFO("k " << k);
+    const float a = hill_ema_noise(g, mk, 0.9, k).item<float>();
+    const float expected = hill_topk(g, k).item<float>();
+    if (std::isnan(expected))
+      CHECK(std::isnan(a));
+    else
+      CHECK(a == Approx(expected).epsilon(1e-5));
+  }
+  // A NaN as the first value that the sample reads: the estimate is undefined, never a crash.
+  auto with_nan = pareto(1.5, n, 9).to(torch::kFloat32);
+  with_nan[0] = std::numeric_limits<float>::quiet_NaN();
+  auto m2 = torch::zeros({n});
+  CHECK(std::isnan(hill_ema_noise(with_nan, m2, 0.9).item<float>()));
 }
 
 TEST_CASE("the sort-free radix Hill finds topk's order statistic on every input", "[estimators]") {
