@@ -340,37 +340,10 @@ float kth_largest(float* v, int64_t n, int64_t k) {
 float threshold_for(const std::vector<float>& sample, int64_t n, int64_t many) {
   const auto s = static_cast<int64_t>(sample.size());
   const int64_t rank = std::min<int64_t>(s - 1, (many * s) / n + 1);
-  // The value of that rank is at least the smallest of rank + 1 group maxima (they are rank + 1
-  // values at or above it), so only the values from there up need sorting: a few dozen, found
-  // with branch-free maxima in 8 lanes and a branch-free copy, instead of sifting all 4096
-  // through a heap.
-  const int64_t groups = rank + 1, size = s / groups;
-  float floor = std::numeric_limits<float>::infinity();
-  for (int64_t q = 0; q < groups; ++q) {
-    const float* v = sample.data() + q * size;
-    float lane[8];
-    for (float& l : lane) l = v[0];
-    int64_t i = 0;
-    for (; i + 8 <= size; i += 8)
-      for (int j = 0; j < 8; ++j) lane[j] = v[i + j] > lane[j] ? v[i + j] : lane[j];
-    for (; i < size; ++i) lane[0] = v[i] > lane[0] ? v[i] : lane[0];
-    float mx = lane[0];
-    for (const float l : lane) mx = l > mx ? l : mx;
-    floor = mx < floor ? mx : floor;  // a NaN maximum (a NaN first value) is skipped
-  }
-  static thread_local std::vector<float> high;
-  high.resize(sample.size());
-  int64_t count = 0;
-  for (const float v : sample) {
-    high[count] = v;
-    count += v >= floor;
-  }
-  if (count <= rank) {  // NaN hides a group's maximum and can leave too few
-    high = sample;
-    count = s;
-    for (float& v : high) v = v != v ? 0 : v;  // (NaN is left to the pass)
-  }
-  const float t = kth_largest(high.data(), count, rank);
+  static thread_local std::vector<float> values;
+  values.resize(sample.size());
+  for (int64_t i = 0; i < s; ++i) values[i] = sample[i] == sample[i] ? sample[i] : 0;  // NaN is left to the pass
+  const float t = kth_largest(values.data(), s, rank);
   return t > 0 ? t : 0;
 }
 
