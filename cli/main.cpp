@@ -96,6 +96,7 @@ std::string first_line(const std::string& msg) { return msg.substr(0, msg.find('
 
 int main(int argc, char** argv) {
   choose_blas_kernels(argv);
+  htga::experiments::set_aside_invalid_omp_env();
   tune_malloc();
   // From here on a signal asks for a stop: grids record their cells as interrupted, exports
   // remove their temporary file; either way the exit status is 130.

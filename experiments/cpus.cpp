@@ -3,9 +3,11 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -83,6 +85,24 @@ double cgroup_quota(const std::string& proc_root, const std::string& cgroup_root
   return best;
 }
 
+/// OMP_NUM_THREADS as OpenMP reads it: the first number of a list ("4,2": nested levels). 0
+/// when that is not a whole number from 1 to 4096.
+int omp_threads_of(const std::string& text) {
+  const std::string first = text.substr(0, text.find(','));
+  char* end = nullptr;
+  errno = 0;
+  const long n = std::strtol(first.c_str(), &end, 10);
+  while (end && (*end == ' ' || *end == '\t')) ++end;  // OpenMP allows blanks around the number
+  const bool ok = !first.empty() && end != first.c_str() && *end == '\0' && errno == 0 && n >= 1 && n <= 4096;
+  return ok ? static_cast<int>(n) : 0;
+}
+
+/// The invalid OMP_NUM_THREADS that set_aside_invalid_omp_env removed from the environment.
+std::optional<std::string>& set_aside() {
+  static std::optional<std::string> text;
+  return text;
+}
+
 int kernel_affinity() {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -107,6 +127,18 @@ CpuBudget cpu_budget(const std::string& proc_root, const std::string& cgroup_roo
   return b;
 }
 
+void set_aside_invalid_omp_env() {
+  const char* text = std::getenv("OMP_NUM_THREADS");
+  if (!text || !*text || std::getenv(kOmpSetByHtga) || omp_threads_of(text) > 0) return;
+  set_aside() = text;
+  unsetenv("OMP_NUM_THREADS");
+}
+
+const char* user_omp_env() {
+  if (set_aside()) return set_aside()->c_str();
+  return std::getenv(kOmpSetByHtga) ? nullptr : std::getenv("OMP_NUM_THREADS");
+}
+
 ThreadPlan plan_threads(int requested, int jobs, const char* omp_env, const CpuBudget& budget) {
   ThreadPlan p;
   jobs = std::max(1, jobs);
@@ -114,15 +146,12 @@ ThreadPlan plan_threads(int requested, int jobs, const char* omp_env, const CpuB
     p.total = requested;
     p.why = "--threads " + std::to_string(requested);
   } else if (omp_env && *omp_env) {
-    // OpenMP allows a list ("4,2": nested levels); the first is the outer level's count.
     const std::string text(omp_env);
-    const std::string first = text.substr(0, text.find(','));
-    char* end = nullptr;
-    const long n = std::strtol(first.c_str(), &end, 10);
-    if (first.empty() || *end != '\0' || n < 1 || n > 4096)
-      throw InputError("OMP_NUM_THREADS=\"" + text + "\" is not a positive number of threads; unset it or fix it");
-    p.total = static_cast<int>(n);
-    p.why = "OMP_NUM_THREADS=" + first;
+    p.total = omp_threads_of(text);
+    if (p.total == 0)
+      throw InputError("OMP_NUM_THREADS=\"" + text +
+                       "\" is not a number of threads from 1 to 4096; unset it or fix it");
+    p.why = "OMP_NUM_THREADS=" + std::to_string(p.total);
   } else {
     p.total = std::max(1, budget.usable);
     p.why = std::to_string(p.total) + " CPU" + (p.total == 1 ? "" : "s") + " (" + budget.source + ")";

@@ -28,6 +28,16 @@ CpuBudget cpu_budget(const std::string& proc_root = "/proc", const std::string& 
 /// restarts for OpenBLAS): the count is then the CPU budget's, not the user's choice.
 constexpr const char* kOmpSetByHtga = "HTGA_OMP_NUM_THREADS_FROM_CPUS";
 
+/// Run once at start-up, before LibTorch reads the environment (cli/main.cpp): when the user's
+/// OMP_NUM_THREADS is not a positive number of threads, it is taken out of the environment and
+/// kept for plan_threads to reject (LibTorch would otherwise print a warning with a backtrace
+/// the first time it counts threads, even when --threads makes the variable irrelevant).
+void set_aside_invalid_omp_env();
+
+/// The user's OMP_NUM_THREADS as given (null: unset, or set by htga itself), including one that
+/// set_aside_invalid_omp_env took out of the environment.
+const char* user_omp_env();
+
 struct ThreadPlan {
   int total = 1;     // intra-op threads of the whole process
   int per_cell = 1;  // intra-op threads of each of the cells trained at once

@@ -137,8 +137,7 @@ class KeepThreads {
 /// threads stay at one: cells train on threads of their own, and htga forks no inter-op work,
 /// so a pool beside them would only compete for the CPUs.
 ThreadsChosen use_threads(const GridRun& g, int jobs) {
-  const char* omp = std::getenv(kOmpSetByHtga) ? nullptr : std::getenv("OMP_NUM_THREADS");  // the user's only
-  const ThreadPlan plan = plan_threads(g.options.threads, jobs, omp, cpu_budget());
+  const ThreadPlan plan = plan_threads(g.options.threads, jobs, user_omp_env(), cpu_budget());
   static std::once_flag interop_once;
   std::call_once(interop_once, [] {
     try {

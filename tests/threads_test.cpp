@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <sstream>
@@ -109,3 +110,28 @@ TEST_CASE("htga's own at::parallel_for loops run on the intra-op threads", "[tra
   CHECK(std::min(worker[0], worker[1]) == 0);
 }
 #endif
+
+TEST_CASE("a bad OMP_NUM_THREADS: one line naming it, no LibTorch backtrace; --threads makes it irrelevant", "[cli]") {
+  REQUIRE(std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"));
+  TempDir dir("omp_env");
+  write_text(dir.file("g.json"), R"({"name": "omp", "defaults": {"epochs": 1, "batch_size": 128, "device": "cpu"},
+    "datasets": [{"name": "fashion-mnist", "train_size": 256, "val_size": 128}], "models": [{"name": "mlp", "hidden": [16]}],
+    "optimizers": [{"name": "sgd-clip", "lr": 0.1, "clip_norm": 1.0}], "seeds": [0]})");
+  const std::string saved = std::getenv("OMP_NUM_THREADS") ? std::getenv("OMP_NUM_THREADS") : "";
+  for (const char* bad : {"0", "-3", "abc", "99999999999999999999"}) {
+    INFO("OMP_NUM_THREADS=" << bad);
+    setenv("OMP_NUM_THREADS", bad, 1);
+    const std::string db = dir.file(std::string("r") + bad + ".db");
+    const auto refused = htga::test::htga_cmd("run grid " + dir.file("g.json") + " --db " + db + " -q", dir);
+    CHECK(refused.code == 2);
+    CHECK(refused.out.find(std::string("htga: error: OMP_NUM_THREADS=\"") + bad + "\"") != std::string::npos);
+    CHECK(refused.out.find("frame #") == std::string::npos);
+    CHECK(refused.out.find("Exception raised") == std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(db));  // refused before anything was stored
+    const auto ran = htga::test::htga_cmd("run grid " + dir.file("g.json") + " --db " + db + " -q --threads 1", dir);
+    CHECK(ran.code == 0);
+    CHECK(ran.out.find("frame #") == std::string::npos);
+    CHECK(ran.out.find("Warning") == std::string::npos);
+  }
+  setenv("OMP_NUM_THREADS", saved.c_str(), 1);
+}
