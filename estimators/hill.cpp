@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
+#include <utility>
 #include <vector>
 
 #if defined(__x86_64__)
@@ -237,33 +239,59 @@ void fused_block(const float* g, float* m, int64_t n, float w, float t, BlockRes
   fused_block_portable(g, m, n, w, t, r);
 }
 
-/// The fused pass over all of g in blocks of a fixed size, shared by ATen's intra-op threads;
-/// the blocks' results are joined in block order into `all`, so nothing depends on the thread
-/// count. The blocks' buffers are kept from call to call (per calling thread).
-void fused_pass(const float* g, float* m, int64_t n, float w, float t, BlockResult& all) {
+/// One range of the fused pass: g[0, n) and m with threshold t; the pass's findings go to *out.
+struct PassJob {
+  const float* g;
+  float* m;
+  int64_t n;
+  float t;
+  BlockResult* out;
+};
+
+/// The fused pass over each job's range in blocks of a fixed size, all jobs' blocks shared by
+/// ATen's intra-op threads in one parallel region; each job's blocks are joined in block order
+/// into its `out`, so nothing depends on the thread count or on which jobs run together. The
+/// blocks' buffers are kept from call to call (per calling thread).
+void fused_passes(const PassJob* jobs, size_t count, float w) {
   constexpr int64_t kBlock = 16384;
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
   static thread_local std::vector<BlockResult> kept;
-  kept.resize(static_cast<size_t>(blocks));
+  static thread_local std::vector<std::pair<size_t, int64_t>> where;  // (job, offset) per block
+  where.clear();
+  for (size_t j = 0; j < count; ++j)
+    for (int64_t off = 0; off < jobs[j].n; off += kBlock) where.push_back({j, off});
+  const auto blocks = static_cast<int64_t>(where.size());
+  kept.resize(where.size());
   for (auto& part : kept) {
     part.top.clear();
     part.bad = false;
   }
-  BlockResult* parts = kept.data();  // the caller's: a thread_local named in the lambda would be the worker's
+  // The caller's buffers: a thread_local named in the lambda would be the worker's.
+  BlockResult* parts = kept.data();
+  const std::pair<size_t, int64_t>* at = where.data();
   at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
-      const int64_t off = b * kBlock;
-      fused_block(g + off, m + off, std::min(kBlock, n - off), w, t, parts[b]);
+      const PassJob& job = jobs[at[b].first];
+      const int64_t off = at[b].second;
+      fused_block(job.g + off, job.m + off, std::min(kBlock, job.n - off), w, job.t, parts[b]);
     }
   });
-  all.top.clear();
-  all.sumsq = 0;
-  all.bad = false;
-  for (int64_t b = 0; b < blocks; ++b) {
-    all.top.insert(all.top.end(), parts[b].top.begin(), parts[b].top.end());
-    all.sumsq += parts[b].sumsq;
-    all.bad = all.bad || parts[b].bad;
+  int64_t b = 0;
+  for (size_t j = 0; j < count; ++j) {
+    BlockResult& all = *jobs[j].out;
+    all.top.clear();
+    all.sumsq = 0;
+    all.bad = false;
+    for (int64_t off = 0; off < jobs[j].n; off += kBlock, ++b) {
+      all.top.insert(all.top.end(), parts[b].top.begin(), parts[b].top.end());
+      all.sumsq += parts[b].sumsq;
+      all.bad = all.bad || parts[b].bad;
+    }
   }
+}
+
+void fused_pass(const float* g, float* m, int64_t n, float w, float t, BlockResult& all) {
+  const PassJob job{g, m, n, t, &all};
+  fused_passes(&job, 1, w);
 }
 
 /// A sample of |g - m| to choose thresholds from: 4096 values in 256 runs of 16 spread evenly
@@ -385,48 +413,161 @@ torch::Tensor cpu_scalar(float v, const torch::TensorOptions& opts) {
 
 void detail::use_portable_pass(bool portable) { portable_only = portable; }
 
+namespace {
+
+/// True when hill_ema_noise takes its fused CPU pass for g and mean with these settings.
+bool fusable(const torch::Tensor& g, const torch::Tensor& mean, double rho, int64_t k) {
+  const int64_t n = g.numel();
+  return g.device().is_cpu() && g.scalar_type() == torch::kFloat32 && mean.scalar_type() == torch::kFloat32 &&
+         g.is_contiguous() && mean.is_contiguous() && mean.numel() == n && rho > 0 && k >= 1 && 4 * (k + 1) <= n;
+}
+
+/// hill_ema_noise's CPU path for one range, in three parts: choose() a threshold from a sample,
+/// the fused pass (fused_passes, shared with other ranges), finish() the estimate.
+struct FusedRange {
+  const float* g = nullptr;
+  float* m = nullptr;
+  int64_t n = 0, k = 0;
+  std::vector<float> sample;
+  float t = 0;
+  BlockResult r, more;
+
+  void choose() {
+    sample = sample_of(g, m, n);
+    t = threshold_for(sample, n, 2 * (k + 1));
+  }
+  PassJob job() { return {g, m, n, t, &r}; }
+
+  /// After the pass (which updated the mean): alpha_hat, NaN when undefined.
+  float finish(double rho) {
+    const int64_t need = k + 1;
+    if (static_cast<int64_t>(r.top.size()) < need && t > 0 && !r.bad) {
+      // The sample misjudged the tail. The mean is already updated: g - m_t = rho (g - m_{t-1}),
+      // the same tail index, so collect again from that (w = 0 leaves m alone) with a threshold
+      // for 8 (k + 1) values scaled alike, and if that falls short too, everything.
+      const float wider = threshold_for(sample, n, 8 * need) * static_cast<float>(rho);
+      for (const float again : {wider < t * static_cast<float>(rho) ? wider : 0.0f, -1.0f}) {
+        if (again == 0) continue;
+        fused_pass(g, m, n, 0.0f, again, more);
+        std::swap(r.top, more.top);
+        r.bad = more.bad;
+        if (static_cast<int64_t>(r.top.size()) >= need || r.bad) break;
+      }
+    }
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    if (r.bad || static_cast<int64_t>(r.top.size()) < need) return nan;
+    const double a = hill_of_candidates(r.top, k);
+    return std::isfinite(a) && a > 0 ? static_cast<float>(a) : nan;
+  }
+};
+
+}  // namespace
+
 torch::Tensor hill_ema_noise(const torch::Tensor& g, torch::Tensor& mean, double rho, int64_t k,
                              EmaHillExtras* extras) {
   const int64_t n = g.numel();
   if (k <= 0) k = hill_default_k(n);
-  const bool fused = g.device().is_cpu() && g.scalar_type() == torch::kFloat32 &&
-                     mean.scalar_type() == torch::kFloat32 && g.is_contiguous() && mean.is_contiguous() &&
-                     mean.numel() == n && rho > 0 && k >= 1 && 4 * (k + 1) <= n;
   if (extras) extras->has_sumsq = false;
-  if (!fused) {
+  if (!fusable(g, mean, rho, k)) {
     auto d = g - mean;
     mean.lerp_(g, 1.0 - rho);
     return hill(d, k);
   }
-  const float* pg = g.data_ptr<float>();
-  float* pm = mean.data_ptr<float>();
-  const int64_t need = k + 1;
-  std::vector<float> sample = sample_of(pg, pm, n);
-  const float t = threshold_for(sample, n, 2 * need);
-  static thread_local BlockResult r, more;
-  fused_pass(pg, pm, n, static_cast<float>(1.0 - rho), t, r);
-  if (static_cast<int64_t>(r.top.size()) < need && t > 0 && !r.bad) {
-    // The sample misjudged the tail. The mean is already updated: g - m_t = rho (g - m_{t-1}),
-    // the same tail index, so collect again from that (w = 0 leaves m alone) with a threshold
-    // for 8 (k + 1) values scaled alike, and if that falls short too, everything.
-    const float wider = threshold_for(sample, n, 8 * need) * static_cast<float>(rho);
-    for (const float again : {wider < t * static_cast<float>(rho) ? wider : 0.0f, -1.0f}) {
-      if (again == 0) continue;
-      fused_pass(pg, pm, n, 0.0f, again, more);
-      std::swap(r.top, more.top);
-      r.bad = more.bad;
-      if (static_cast<int64_t>(r.top.size()) >= need || r.bad) break;
-    }
-  }
+  static thread_local FusedRange range;
+  range.g = g.data_ptr<float>();
+  range.m = mean.data_ptr<float>();
+  range.n = n;
+  range.k = k;
+  range.choose();
+  const PassJob job = range.job();
+  fused_passes(&job, 1, static_cast<float>(1.0 - rho));
+  const float alpha = range.finish(rho);
   if (extras) {
     extras->has_sumsq = true;
-    extras->sumsq = r.sumsq;
+    extras->sumsq = range.r.sumsq;
   }
-  const float nan = std::numeric_limits<float>::quiet_NaN();
-  auto opts = g.options().dtype(torch::kFloat32);
-  if (r.bad || static_cast<int64_t>(r.top.size()) < need) return cpu_scalar(nan, opts);
-  const double a = hill_of_candidates(r.top, k);
-  return cpu_scalar(std::isfinite(a) && a > 0 ? static_cast<float>(a) : nan, opts);
+  return cpu_scalar(alpha, g.options().dtype(torch::kFloat32));
+}
+
+namespace {
+
+/// A slice too small for the fused pass (4 (k + 1) > n: a bias, say), float32 on the CPU: what
+/// hill_ema_noise's tensor path gives, bit for bit, with one tensor operation instead of four:
+/// d = g - m (exact either way) and Hill on |d| here, the mean's update by the same lerp_. Also
+/// the sum of g^2, as the pass sums it. False (nothing done) for other slices.
+bool small_slice(const torch::Tensor& g, torch::Tensor& mean, double rho, int64_t k, float& alpha, double& sumsq) {
+  const int64_t n = g.numel();
+  if (!(g.device().is_cpu() && g.scalar_type() == torch::kFloat32 && mean.scalar_type() == torch::kFloat32 &&
+        g.is_contiguous() && mean.is_contiguous() && mean.numel() == n && k >= 1 && k + 1 <= n))
+    return false;
+  static thread_local std::vector<float> d;
+  const float* pg = g.data_ptr<float>();
+  const float* pm = mean.data_ptr<float>();
+  d.resize(static_cast<size_t>(n));
+  sumsq = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    d[i] = pg[i] - pm[i];
+    sumsq += static_cast<double>(pg[i]) * pg[i];
+  }
+  const float* pd = d.data();
+  const double a = hill_cpu([pd](int64_t i) { return std::abs(pd[i]); }, n, k);
+  alpha = std::isfinite(a) && a > 0 ? static_cast<float>(a) : std::numeric_limits<float>::quiet_NaN();
+  mean.lerp_(g, 1.0 - rho);
+  return true;
+}
+
+}  // namespace
+
+SlicesEstimate hill_ema_noise_slices(const torch::Tensor& g, torch::Tensor& mean, double rho,
+                                     const std::vector<std::pair<int64_t, int64_t>>& slices,
+                                     const std::vector<int64_t>& ks) {
+  if (ks.size() != slices.size()) throw std::invalid_argument("hill_ema_noise_slices: one k per slice");
+  SlicesEstimate out;
+  out.alpha.assign(slices.size(), std::numeric_limits<float>::quiet_NaN());
+  static thread_local std::vector<FusedRange> ranges;
+  static thread_local std::vector<PassJob> jobs;
+  std::vector<size_t> fused;  // slices on the shared pass, in slice order
+  ranges.resize(slices.size());
+  jobs.clear();
+  bool all_sumsq = true;
+  for (size_t i = 0; i < slices.size(); ++i) {
+    const auto [off, len] = slices[i];
+    auto gi = g.narrow(0, off, len);
+    auto mi = mean.narrow(0, off, len);
+    const int64_t k = ks[i] > 0 ? ks[i] : hill_default_k(len);
+    if (!fusable(gi, mi, rho, k)) {
+      if (small_slice(gi, mi, rho, k, out.alpha[i], ranges[i].r.sumsq)) continue;
+      // Not float32 on the CPU: the tensor path, as on its own.
+      out.alpha[i] = hill_ema_noise(gi, mi, rho, k).item<float>();
+      all_sumsq = false;
+      continue;
+    }
+    FusedRange& r = ranges[i];
+    r.g = gi.data_ptr<float>();
+    r.m = mi.data_ptr<float>();
+    r.n = len;
+    r.k = k;
+    r.choose();
+    jobs.push_back(r.job());
+    fused.push_back(i);
+  }
+  fused_passes(jobs.data(), jobs.size(), static_cast<float>(1.0 - rho));
+  for (size_t i : fused) out.alpha[i] = ranges[i].finish(rho);
+  if (all_sumsq) {
+    out.has_sumsq = true;
+    for (size_t i = 0; i < slices.size(); ++i) out.sumsq += ranges[i].r.sumsq;
+  }
+  return out;
+}
+
+float nan_median(const std::vector<float>& values) {
+  std::vector<float> v;
+  for (float x : values)
+    if (!std::isnan(x)) v.push_back(x);
+  if (v.empty()) return std::numeric_limits<float>::quiet_NaN();
+  const auto mid = v.begin() + static_cast<std::ptrdiff_t>((v.size() - 1) / 2);  // the lower median, as torch's
+  std::nth_element(v.begin(), mid, v.end());
+  return *mid;
 }
 
 namespace {

@@ -7,6 +7,8 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 namespace htga::estimators {
 
@@ -40,6 +42,27 @@ struct EmaHillExtras {
 /// tensor operations.
 torch::Tensor hill_ema_noise(const torch::Tensor& g, torch::Tensor& mean, double rho, int64_t k = 0,
                              EmaHillExtras* extras = nullptr);
+
+/// What hill_ema_noise_slices found: alpha_hat per slice (NaN where undefined), and the sum of
+/// g^2 over all slices when every slice took the fused pass (has_sumsq).
+struct SlicesEstimate {
+  std::vector<float> alpha;
+  bool has_sumsq = false;
+  double sumsq = 0;
+};
+
+/// hill_ema_noise on each slice (offset, length) of the flat g and mean, with ks[i] order
+/// statistics (0 = the slice's default): bit for bit what hill_ema_noise gives each slice on
+/// its own, but on the CPU the slices share one pass over g and mean, in one parallel region
+/// (per layer, a pass per slice paid the threads' start-up once for every parameter tensor).
+/// `sumsq` is the slices' sums in slice order, as a caller adding up per-slice extras would.
+SlicesEstimate hill_ema_noise_slices(const torch::Tensor& g, torch::Tensor& mean, double rho,
+                                     const std::vector<std::pair<int64_t, int64_t>>& slices,
+                                     const std::vector<int64_t>& ks);
+
+/// The median of the values that are not NaN, the lower of the two middle ones for an even count
+/// (torch's nanmedian); NaN when every value is.
+float nan_median(const std::vector<float>& values);
 
 namespace detail {
 /// For tests: true makes hill_ema_noise's pass take its portable loop even on a CPU with AVX2

@@ -1,5 +1,6 @@
 #include "experiments/alpha_monitor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -56,6 +57,19 @@ std::vector<torch::Tensor> AlphaMonitor::fused_hill(torch::Tensor& mean) {
     auto alpha = estimators::hill_ema_noise(flat_grad_, mean, s_.noise_ema, k_for(flat_grad_.numel()), &extras_[0]);
     if (extras_[0].has_sumsq) sumsq_ = extras_[0].sumsq;
     return {alpha};
+  }
+  if (flat_grad_.device().is_cpu()) {
+    // One pass over every slice; the layers' estimates and their median without tensor ops.
+    std::vector<int64_t> ks;
+    for (const auto& [off, len] : slices_) ks.push_back(k_for(len));
+    const auto est = estimators::hill_ema_noise_slices(flat_grad_, mean, s_.noise_ema, slices_, ks);
+    if (est.has_sumsq) sumsq_ = est.sumsq;
+    auto opts = flat_grad_.options().dtype(torch::kFloat32);
+    auto layers = torch::empty({static_cast<int64_t>(est.alpha.size())}, opts);
+    std::copy(est.alpha.begin(), est.alpha.end(), layers.data_ptr<float>());
+    auto median = torch::empty({}, opts);
+    *median.data_ptr<float>() = estimators::nan_median(est.alpha);
+    return {median, layers};
   }
   std::vector<torch::Tensor> per;
   double sumsq = 0;

@@ -173,6 +173,86 @@ TEST_CASE("the fused pass: the portable loop and the AVX2 one give the same bits
   }
 }
 
+TEST_CASE("slices share one pass: bit for bit each slice on its own, on any threads; nan_median", "[estimators]") {
+  using htga::estimators::hill_ema_noise;
+  using htga::estimators::hill_ema_noise_slices;
+  // The MLP's tensors (a weight, its bias, ...), a tiny one (too small for the pass), one with a NaN,
+  // one of dead units (too few nonzeros), one made to fool the sample (a second pass runs).
+  const std::vector<int64_t> lengths{200704, 256, 32768, 128, 10, 5000, 7000, 20000, 1280};
+  std::vector<std::pair<int64_t, int64_t>> slices;
+  int64_t n = 0;
+  for (int64_t len : lengths) {
+    slices.push_back({n, len});
+    n += len;
+  }
+  auto g = pareto(1.4, n, 31).to(torch::kFloat32);
+  g.narrow(0, 0, n / 3).neg_();
+  g[slices[5].first + 17] = std::numeric_limits<float>::quiet_NaN();
+  g.narrow(0, slices[6].first, slices[6].second - 40).zero_();
+  auto tricky = g.narrow(0, slices[7].first, slices[7].second);
+  tricky.copy_(torch::randn({slices[7].second}) * 1e-3);
+  const int64_t stride = slices[7].second / 256;
+  for (int64_t r = 0; r < 256; ++r) tricky.narrow(0, r * stride, 16).fill_(10.0f + r);
+  const auto m0 = pareto(1.4, n, 32).to(torch::kFloat32) * 0.2;
+  m0.narrow(0, slices[6].first, slices[6].second).zero_();
+  const std::vector<int64_t> ks{0, 0, 0, 0, 0, 0, 0, 0, 50};
+
+  // With the NaN (slice 5 undefined, the sum of squares NaN) and without it.
+  for (const bool with_nan : {true, false}) {
+    INFO("with NaN " << with_nan);
+    const auto grad = with_nan ? g : g.nan_to_num(0.0);
+    auto m_ref = m0.clone();
+    std::vector<float> ref;
+    double sumsq = 0;
+    for (size_t i = 0; i < slices.size(); ++i) {
+      auto mi = m_ref.narrow(0, slices[i].first, slices[i].second);
+      htga::estimators::EmaHillExtras extras;
+      auto gi = grad.narrow(0, slices[i].first, slices[i].second);
+      ref.push_back(hill_ema_noise(gi, mi, 0.9, ks[i], &extras).item<float>());
+      double s = 0;
+      const float* p = gi.data_ptr<float>();
+      for (int64_t j = 0; j < gi.numel(); ++j) s += static_cast<double>(p[j]) * p[j];
+      if (extras.has_sumsq) s = extras.sumsq;  // the pass's sum (in lanes of 64): another order
+      sumsq += s;
+    }
+    CHECK(std::isnan(ref[5]) == with_nan);
+    CHECK(std::isnan(ref[6]));
+    CHECK_FALSE(std::isnan(ref[7]));
+    CHECK(std::isnan(sumsq) == with_nan);
+    for (int threads : {1, 2, 3}) {
+      INFO("threads " << threads);
+      const int saved = at::get_num_threads();
+      at::set_num_threads(threads);
+      auto m = m0.clone();
+      const auto got = hill_ema_noise_slices(grad, m, 0.9, slices, ks);
+      at::set_num_threads(saved);
+      REQUIRE(got.alpha.size() == ref.size());
+      CHECK(std::memcmp(got.alpha.data(), ref.data(), sizeof(float) * ref.size()) == 0);
+      CHECK(std::memcmp(m.data_ptr<float>(), m_ref.data_ptr<float>(), sizeof(float) * n) == 0);  // NaN too
+      // Every slice sums g^2 (the tiny one too): the slices' sums in slice order.
+      REQUIRE(got.has_sumsq);
+      CHECK(std::memcmp(&got.sumsq, &sumsq, sizeof sumsq) == 0);
+    }
+  }
+  // A float64 slice takes the tensor path, which does not sum g^2.
+  auto g64 = g.to(torch::kFloat64);
+  auto m64 = m0.to(torch::kFloat64);
+  CHECK_FALSE(hill_ema_noise_slices(g64, m64, 0.9, slices, ks).has_sumsq);
+  auto m = m0.clone();
+  CHECK_THROWS(hill_ema_noise_slices(g, m, 0.9, slices, {0, 0}));  // a k for every slice
+
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (const std::vector<float>& v : std::vector<std::vector<float>>{
+           {3, 1, 2}, {4, 1, 3, 2}, {nan, 5, nan, 1}, {nan, nan}, {7}, {2, 2, nan, 1, 9, 9}}) {
+    const float want = torch::tensor(v).nanmedian().item<float>();
+    const float got = htga::estimators::nan_median(v);
+    if (std::isnan(want))
+      CHECK(std::isnan(got));
+    else
+      CHECK(got == want);
+  }
+}
+
 TEST_CASE("the fused pass with ties at the order statistic and NaN where the sample looks", "[estimators]") {
   using htga::estimators::hill_ema_noise;
   using htga::estimators::hill_topk;

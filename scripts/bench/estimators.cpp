@@ -19,6 +19,7 @@
 #include "estimators/hill.h"
 #include "estimators/noise.h"
 #include "estimators/tail.h"
+#include "experiments/alpha_monitor.h"
 #include "experiments/models/mlp.h"
 #include "optimizers/clip.h"
 #include "optimizers/sgd.h"
@@ -70,49 +71,69 @@ int main(int argc, char** argv) {
   auto x = torch::randn({128, 1, 28, 28}, gen, torch::kFloat32);
   auto y = torch::randint(0, 10, {128}, gen, torch::kInt64);
   auto lr = torch::tensor(0.01f);
-  est::EmaNoise noise(0.9);
   const int64_t n_params = flat_grad.numel();
-  std::vector<std::pair<int64_t, int64_t>> layers;
-  int64_t off = 0;
-  for (auto& p : params) {
-    layers.push_back({off, p.numel()});
-    off += p.numel();
+  // alpha_hat as the runner estimates it (noise source, every step), over all parameters as one
+  // sample and per parameter tensor.
+  htga::experiments::AlphaSettings global_settings, layer_settings;
+  layer_settings.scope = htga::experiments::Scope::kLayer;
+  htga::experiments::AlphaMonitor global_monitor(global_settings, params, flat_grad, 0);
+  htga::experiments::AlphaMonitor layer_monitor(layer_settings, params, flat_grad, 0);
+  // For comparison, layer scope as it was done before the slices shared one pass: a pass per
+  // parameter tensor, then torch::stack and nanmedian.
+  est::EmaNoise noise(0.9);
+  std::vector<std::pair<int64_t, int64_t>> slices;
+  int64_t offset = 0;
+  for (const auto& p : params) {
+    slices.push_back({offset, p.numel()});
+    offset += p.numel();
   }
-  std::vector<est::EmaHillExtras> extras(layers.size());
-  enum Mode { kNone, kGlobal, kLayer };
+  auto layer_each = [&]() -> std::optional<double> {
+    if (!noise.started()) {
+      noise.update(flat_grad);
+      return std::nullopt;
+    }
+    std::vector<torch::Tensor> a;
+    double sumsq = 0;
+    bool all = true;
+    for (const auto& [off, len] : slices) {
+      auto mm = noise.mutable_mean().narrow(0, off, len);
+      est::EmaHillExtras extras;
+      a.push_back(est::hill_ema_noise(flat_grad.narrow(0, off, len), mm, 0.9, 0, &extras));
+      all = all && extras.has_sumsq;
+      sumsq += extras.sumsq;
+    }
+    torch::stack(a).nanmedian();
+    return all ? std::optional<double>(sumsq) : std::nullopt;
+  };
+  enum Mode { kNone, kGlobal, kLayer, kLayerEach };
+  int64_t step_index = 0;
+  std::vector<std::vector<double>> observe_ms(4);  // the estimate alone, per mode
   auto step = [&](Mode mode) {
     torch::AutoGradMode enable(true);
     flat_grad.zero_();
     auto loss = torch::nn::functional::cross_entropy(model->forward(x), y);
     loss.backward();
-    torch::Tensor alpha;
     std::optional<double> sumsq;
-    if (mode != kNone) {
-      if (!noise.started()) {
-        noise.update(flat_grad);
-      } else if (mode == kGlobal) {
-        alpha = est::hill_ema_noise(flat_grad, noise.mutable_mean(), 0.9, 0, &extras[0]);
-        if (extras[0].has_sumsq) sumsq = extras[0].sumsq;
-      } else {
-        std::vector<torch::Tensor> a;
-        for (size_t i = 0; i < layers.size(); ++i) {
-          auto mm = noise.mutable_mean().narrow(0, layers[i].first, layers[i].second);
-          a.push_back(
-              est::hill_ema_noise(flat_grad.narrow(0, layers[i].first, layers[i].second), mm, 0.9, 0, &extras[i]));
-        }
-        alpha = torch::stack(a);
-      }
+    const auto t0 = Clock::now();
+    if (mode == kLayerEach) {
+      sumsq = layer_each();
+    } else if (mode != kNone) {
+      auto& monitor = mode == kGlobal ? global_monitor : layer_monitor;
+      monitor.observe(step_index);
+      sumsq = monitor.gradient_sumsq();
     }
     htga::optimizers::clip_flat_grad_norm(flat_grad, 1.0, sumsq);
+    observe_ms[mode].push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    ++step_index;
     sgd.step(lr);
     loss.item<float>();
   };
   // Modes interleaved step by step, so that drift in the machine's speed hits all alike.
   const int reps = quick ? 100 : 1000;
-  const Mode modes[] = {kNone, kGlobal, kLayer};
-  std::vector<std::vector<double>> times(3);
+  const Mode modes[] = {kNone, kGlobal, kLayer, kLayerEach};
+  std::vector<std::vector<double>> times(4);
   for (int r = 0; r < reps + 5; ++r)
-    for (int m = 0; m < 3; ++m) {
+    for (int m = 0; m < 4; ++m) {
       auto t0 = Clock::now();
       step(modes[m]);
       if (r >= 5) times[m].push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
@@ -121,7 +142,8 @@ int main(int argc, char** argv) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
   };
-  const double none = median(times[0]), global = median(times[1]), layer = median(times[2]);
+  const double none = median(times[0]), global = median(times[1]), layer = median(times[2]),
+               layer_before = median(times[3]);
   nlohmann::json mlp;
   mlp["parameters"] = n_params;
   mlp["hill_k"] = est::hill_default_k(n_params);
@@ -130,6 +152,13 @@ int main(int argc, char** argv) {
   mlp["step_ms_layer_alpha"] = layer;
   mlp["alpha_cost_global"] = global / none - 1;
   mlp["alpha_cost_layer"] = layer / none - 1;
+  mlp["alpha_cost_layer_pass_per_tensor"] = layer_before / none - 1;
+  // The estimate and gradient clipping alone (clipping reads the gradient again unless the
+  // estimate's pass summed its squares), ms per step.
+  mlp["estimate_and_clip_ms"] = {{"none", median(observe_ms[kNone])},
+                                 {"global", median(observe_ms[kGlobal])},
+                                 {"layer", median(observe_ms[kLayer])},
+                                 {"layer_pass_per_tensor", median(observe_ms[kLayerEach])}};
   auto z = torch::randn({n_params}, gen, torch::kFloat32);
   mlp["hill_ms_on_mlp_sized_vector"] = median_ms(reps, [&] { est::hill(z).item<float>(); });
   {
