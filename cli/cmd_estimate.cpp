@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "estimators/tail.h"
+#include "experiments/cpus.h"
 #include "experiments/error.h"
 
 namespace htga::cli {
@@ -235,7 +236,14 @@ void setup_estimate(CLI::App& app, int& exit_code) {
       ->check(integer_in(1, 1 << 20))
       ->capture_default_str();
   est->add_flag("--json", opts->json, "One JSON object keyed by estimator name");
+  est->add_option("--threads", opts->threads,
+                  "Intra-op threads (default: OMP_NUM_THREADS if set, else every CPU this process may use)")
+      ->check(integer_in(1, 4096));
   est->callback([opts, &exit_code]() {
+    // Like a grid run: every usable CPU unless told otherwise (LibTorch's own default was one).
+    const auto plan =
+        experiments::plan_threads(opts->threads, 1, experiments::user_omp_env(), experiments::cpu_budget());
+    at::set_num_threads(plan.total);
     auto results = run_estimate(*opts);
     if (opts->json)
       std::cout << results.dump(1) << std::endl;

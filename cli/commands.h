@@ -92,6 +92,7 @@ struct EstimateOptions {
   int64_t k = 0;                  // 0 = each estimator's default
   int column = 1;                 // CSV column, 1-based
   bool json = false;
+  int threads = 0;  // intra-op threads (0: OMP_NUM_THREADS if set, else every usable CPU)
 };
 /// Reads the values of a file (text/CSV column or .npy); InputError naming the file otherwise.
 torch::Tensor read_values(const std::string& path, int column = 1);

@@ -1,7 +1,7 @@
 #pragma once
 // How many CPUs this process may use, and how a run divides them among its cells. Torch-free
 // (htga_config): the arithmetic is tested on fake /proc and cgroup trees; applying a plan to
-// LibTorch is threads.h.
+// LibTorch is the caller's (experiments/runner.cpp, cli/cmd_estimate.cpp).
 //
 // A process may use the CPUs of its affinity mask (taskset, Slurm's --cpus-per-task, a
 // container's cpuset), lowered by a cgroup CPU quota (Docker's --cpus, Kubernetes' limits):

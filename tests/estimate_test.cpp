@@ -141,3 +141,22 @@ TEST_CASE("htga estimate --json exits 0, a bad file exits 2", "[e2e]") {
   rc = std::system((bin + " estimate " + dir.file("nope.txt") + " 2> /dev/null").c_str());
   CHECK(WEXITSTATUS(rc) == 2);
 }
+
+TEST_CASE("htga estimate --threads: the same estimates on one thread and two; 0 is refused", "[e2e]") {
+  TempDir dir("estimatethreads");
+  write_npy(dir.file("v.npy"), htga::test::pareto(1.5, 200000, 8).to(torch::kFloat32), "200000,");
+  auto estimates = [&](const std::string& threads) {
+    const auto r = htga::test::htga_cmd("estimate " + dir.file("v.npy") + " --json --threads " + threads, dir);
+    REQUIRE(r.code == 0);
+    return nlohmann::json::parse(r.out);
+  };
+  const auto one = estimates("1"), two = estimates("2");
+  for (const char* name : {"hill", "pickands", "moment", "stable", "ks"}) {
+    INFO(name);
+    REQUIRE(one[name]["alpha"].is_number());
+    CHECK(two[name]["alpha"].get<double>() == Approx(one[name]["alpha"].get<double>()).epsilon(1e-5));
+  }
+  const auto zero = htga::test::htga_cmd("estimate " + dir.file("v.npy") + " --threads 0", dir);
+  CHECK(zero.code == 2);
+  CHECK(zero.out.find("--threads") != std::string::npos);
+}
