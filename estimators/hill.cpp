@@ -415,12 +415,17 @@ void detail::use_portable_pass(bool portable) { portable_only = portable; }
 
 namespace {
 
-/// True when hill_ema_noise takes its fused CPU pass for g and mean with these settings.
-bool fusable(const torch::Tensor& g, const torch::Tensor& mean, double rho, int64_t k) {
-  const int64_t n = g.numel();
-  return g.device().is_cpu() && g.scalar_type() == torch::kFloat32 && mean.scalar_type() == torch::kFloat32 &&
-         g.is_contiguous() && mean.is_contiguous() && mean.numel() == n && rho > 0 && k >= 1 && 4 * (k + 1) <= n;
+/// True when hill_ema_noise works on g and mean's memory directly: float32 CPU tensors, contiguous,
+/// of one length, and a mean that moves (rho > 0). Elsewhere it is tensor operations.
+bool cpu_flat(const torch::Tensor& g, const torch::Tensor& mean, double rho) {
+  return g.device().is_cpu() && mean.device().is_cpu() && g.scalar_type() == torch::kFloat32 &&
+         mean.scalar_type() == torch::kFloat32 && g.is_contiguous() && mean.is_contiguous() &&
+         mean.numel() == g.numel() && rho > 0;
 }
+
+/// True when a range of n values with k order statistics takes the fused pass: a threshold from a
+/// sample then keeps a small part of it. Smaller ranges (a bias vector) are read whole.
+bool pass_sized(int64_t n, int64_t k) { return k >= 1 && 4 * (k + 1) <= n; }
 
 /// hill_ema_noise's CPU path for one range, in three parts: choose() a threshold from a sample,
 /// the fused pass (fused_passes, shared with other ranges), finish() the estimate.
@@ -461,6 +466,25 @@ struct FusedRange {
   }
 };
 
+/// A range too small for the pass (a bias vector, say): d = g - m, m += w d and the sum of g^2
+/// with the pass's arithmetic, then Hill on all of |d| (NaN when k + 1 > n). No tensor
+/// operation: each cost more than the whole range.
+float small_range(const float* g, float* m, int64_t n, int64_t k, float w, double& sumsq) {
+  static thread_local std::vector<float> d;
+  d.resize(static_cast<size_t>(n));
+  sumsq = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    d[i] = g[i] - m[i];
+    m[i] += w * d[i];
+    sumsq += static_cast<double>(g[i]) * g[i];
+  }
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  if (k < 1 || k + 1 > n) return nan;
+  const float* pd = d.data();
+  const double a = hill_cpu([pd](int64_t i) { return std::abs(pd[i]); }, n, k);
+  return std::isfinite(a) && a > 0 ? static_cast<float>(a) : nan;
+}
+
 }  // namespace
 
 torch::Tensor hill_ema_noise(const torch::Tensor& g, torch::Tensor& mean, double rho, int64_t k,
@@ -468,95 +492,86 @@ torch::Tensor hill_ema_noise(const torch::Tensor& g, torch::Tensor& mean, double
   const int64_t n = g.numel();
   if (k <= 0) k = hill_default_k(n);
   if (extras) extras->has_sumsq = false;
-  if (!fusable(g, mean, rho, k)) {
+  if (!cpu_flat(g, mean, rho)) {
     auto d = g - mean;
     mean.lerp_(g, 1.0 - rho);
     return hill(d, k);
   }
-  static thread_local FusedRange range;
-  range.g = g.data_ptr<float>();
-  range.m = mean.data_ptr<float>();
-  range.n = n;
-  range.k = k;
-  range.choose();
-  const PassJob job = range.job();
-  fused_passes(&job, 1, static_cast<float>(1.0 - rho));
-  const float alpha = range.finish(rho);
+  const float w = static_cast<float>(1.0 - rho);
+  float alpha = 0;
+  double sumsq = 0;
+  if (pass_sized(n, k)) {
+    static thread_local FusedRange range;
+    range.g = g.data_ptr<float>();
+    range.m = mean.data_ptr<float>();
+    range.n = n;
+    range.k = k;
+    range.choose();
+    const PassJob job = range.job();
+    fused_passes(&job, 1, w);
+    alpha = range.finish(rho);
+    sumsq = range.r.sumsq;
+  } else {
+    alpha = small_range(g.data_ptr<float>(), mean.data_ptr<float>(), n, k, w, sumsq);
+  }
   if (extras) {
     extras->has_sumsq = true;
-    extras->sumsq = range.r.sumsq;
+    extras->sumsq = sumsq;
   }
   return cpu_scalar(alpha, g.options().dtype(torch::kFloat32));
 }
-
-namespace {
-
-/// A slice too small for the fused pass (4 (k + 1) > n: a bias, say), float32 on the CPU: what
-/// hill_ema_noise's tensor path gives, bit for bit, with one tensor operation instead of four:
-/// d = g - m (exact either way) and Hill on |d| here, the mean's update by the same lerp_. Also
-/// the sum of g^2, as the pass sums it. False (nothing done) for other slices.
-bool small_slice(const torch::Tensor& g, torch::Tensor& mean, double rho, int64_t k, float& alpha, double& sumsq) {
-  const int64_t n = g.numel();
-  if (!(g.device().is_cpu() && g.scalar_type() == torch::kFloat32 && mean.scalar_type() == torch::kFloat32 &&
-        g.is_contiguous() && mean.is_contiguous() && mean.numel() == n && k >= 1 && k + 1 <= n))
-    return false;
-  static thread_local std::vector<float> d;
-  const float* pg = g.data_ptr<float>();
-  const float* pm = mean.data_ptr<float>();
-  d.resize(static_cast<size_t>(n));
-  sumsq = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    d[i] = pg[i] - pm[i];
-    sumsq += static_cast<double>(pg[i]) * pg[i];
-  }
-  const float* pd = d.data();
-  const double a = hill_cpu([pd](int64_t i) { return std::abs(pd[i]); }, n, k);
-  alpha = std::isfinite(a) && a > 0 ? static_cast<float>(a) : std::numeric_limits<float>::quiet_NaN();
-  mean.lerp_(g, 1.0 - rho);
-  return true;
-}
-
-}  // namespace
 
 SlicesEstimate hill_ema_noise_slices(const torch::Tensor& g, torch::Tensor& mean, double rho,
                                      const std::vector<std::pair<int64_t, int64_t>>& slices,
                                      const std::vector<int64_t>& ks) {
   if (ks.size() != slices.size()) throw std::invalid_argument("hill_ema_noise_slices: one k per slice");
+  for (const auto& [off, len] : slices)
+    if (off < 0 || len < 0 || off + len > g.numel())
+      throw std::invalid_argument("hill_ema_noise_slices: a slice outside the vector");
   SlicesEstimate out;
   out.alpha.assign(slices.size(), std::numeric_limits<float>::quiet_NaN());
+  if (!cpu_flat(g, mean, rho)) {  // tensor operations, slice by slice
+    out.has_sumsq = true;
+    for (size_t i = 0; i < slices.size(); ++i) {
+      auto gi = g.narrow(0, slices[i].first, slices[i].second);
+      auto mi = mean.narrow(0, slices[i].first, slices[i].second);
+      EmaHillExtras extras;
+      out.alpha[i] = hill_ema_noise(gi, mi, rho, ks[i], &extras).item<float>();
+      out.has_sumsq = out.has_sumsq && extras.has_sumsq;
+      out.sumsq += extras.sumsq;
+    }
+    if (!out.has_sumsq) out.sumsq = 0;
+    return out;
+  }
+  const float* pg = g.data_ptr<float>();
+  float* pm = mean.data_ptr<float>();
+  const float w = static_cast<float>(1.0 - rho);
   static thread_local std::vector<FusedRange> ranges;
   static thread_local std::vector<PassJob> jobs;
-  std::vector<size_t> fused;  // slices on the shared pass, in slice order
+  static thread_local std::vector<size_t> fused;  // the slices on the shared pass, in slice order
   ranges.resize(slices.size());
   jobs.clear();
-  bool all_sumsq = true;
+  fused.clear();
   for (size_t i = 0; i < slices.size(); ++i) {
     const auto [off, len] = slices[i];
-    auto gi = g.narrow(0, off, len);
-    auto mi = mean.narrow(0, off, len);
     const int64_t k = ks[i] > 0 ? ks[i] : hill_default_k(len);
-    if (!fusable(gi, mi, rho, k)) {
-      if (small_slice(gi, mi, rho, k, out.alpha[i], ranges[i].r.sumsq)) continue;
-      // Not float32 on the CPU: the tensor path, as on its own.
-      out.alpha[i] = hill_ema_noise(gi, mi, rho, k).item<float>();
-      all_sumsq = false;
+    FusedRange& r = ranges[i];
+    if (!pass_sized(len, k)) {
+      out.alpha[i] = small_range(pg + off, pm + off, len, k, w, r.r.sumsq);
       continue;
     }
-    FusedRange& r = ranges[i];
-    r.g = gi.data_ptr<float>();
-    r.m = mi.data_ptr<float>();
+    r.g = pg + off;
+    r.m = pm + off;
     r.n = len;
     r.k = k;
     r.choose();
     jobs.push_back(r.job());
     fused.push_back(i);
   }
-  fused_passes(jobs.data(), jobs.size(), static_cast<float>(1.0 - rho));
+  fused_passes(jobs.data(), jobs.size(), w);
   for (size_t i : fused) out.alpha[i] = ranges[i].finish(rho);
-  if (all_sumsq) {
-    out.has_sumsq = true;
-    for (size_t i = 0; i < slices.size(); ++i) out.sumsq += ranges[i].r.sumsq;
-  }
+  out.has_sumsq = true;
+  for (size_t i = 0; i < slices.size(); ++i) out.sumsq += ranges[i].r.sumsq;
   return out;
 }
 

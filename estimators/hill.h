@@ -36,15 +36,16 @@ struct EmaHillExtras {
 };
 
 /// The online noise source and Hill in one: returns hill(g - mean, k) and updates the mean in
-/// place, mean += (1 - rho) (g - mean). On the CPU (float32, contiguous) it is one pass over g
-/// and mean with nothing gradient-sized allocated, cut into fixed blocks that ATen's intra-op
-/// threads share: the result does not depend on the number of threads. Elsewhere the same in
-/// tensor operations.
+/// place, mean += (1 - rho) (g - mean). On the CPU (float32, contiguous, rho > 0) it is one pass
+/// over g and mean with nothing gradient-sized allocated, cut into fixed blocks that ATen's
+/// intra-op threads share: the result does not depend on the number of threads; a vector too
+/// small for a threshold (4 (k + 1) > n) is read whole with the same arithmetic (no FMA). Both
+/// give the sum of g^2 in `extras`. Elsewhere the same in tensor operations.
 torch::Tensor hill_ema_noise(const torch::Tensor& g, torch::Tensor& mean, double rho, int64_t k = 0,
                              EmaHillExtras* extras = nullptr);
 
 /// What hill_ema_noise_slices found: alpha_hat per slice (NaN where undefined), and the sum of
-/// g^2 over all slices when every slice took the fused pass (has_sumsq).
+/// g^2 over all slices when the CPU path computed it (has_sumsq).
 struct SlicesEstimate {
   std::vector<float> alpha;
   bool has_sumsq = false;
@@ -53,9 +54,11 @@ struct SlicesEstimate {
 
 /// hill_ema_noise on each slice (offset, length) of the flat g and mean, with ks[i] order
 /// statistics (0 = the slice's default): bit for bit what hill_ema_noise gives each slice on
-/// its own, but on the CPU the slices share one pass over g and mean, in one parallel region
-/// (per layer, a pass per slice paid the threads' start-up once for every parameter tensor).
+/// its own, but on the CPU the slices share one pass over g and mean, in one parallel region,
+/// with no tensor operation per slice (per layer, a pass per slice paid the threads' start-up
+/// and several tensor operations for every parameter tensor: a ResNet has dozens).
 /// `sumsq` is the slices' sums in slice order, as a caller adding up per-slice extras would.
+/// std::invalid_argument for a slice outside g or a count of ks that is not the slices'.
 SlicesEstimate hill_ema_noise_slices(const torch::Tensor& g, torch::Tensor& mean, double rho,
                                      const std::vector<std::pair<int64_t, int64_t>>& slices,
                                      const std::vector<int64_t>& ks);

@@ -176,7 +176,7 @@ TEST_CASE("the fused pass: the portable loop and the AVX2 one give the same bits
 TEST_CASE("slices share one pass: bit for bit each slice on its own, on any threads; nan_median", "[estimators]") {
   using htga::estimators::hill_ema_noise;
   using htga::estimators::hill_ema_noise_slices;
-  // The MLP's tensors (a weight, its bias, ...), a tiny one (too small for the pass), one with a NaN,
+  // The MLP's tensors (a weight, its bias, ...), a tiny one (read whole), one with a NaN,
   // one of dead units (too few nonzeros), one made to fool the sample (a second pass runs).
   const std::vector<int64_t> lengths{200704, 256, 32768, 128, 10, 5000, 7000, 20000, 1280};
   std::vector<std::pair<int64_t, int64_t>> slices;
@@ -240,6 +240,28 @@ TEST_CASE("slices share one pass: bit for bit each slice on its own, on any thre
   CHECK_FALSE(hill_ema_noise_slices(g64, m64, 0.9, slices, ks).has_sumsq);
   auto m = m0.clone();
   CHECK_THROWS(hill_ema_noise_slices(g, m, 0.9, slices, {0, 0}));  // a k for every slice
+
+  // A vector too small for the pass is read whole: what the tensor formulation gives, to rounding.
+  for (int64_t len : {2, 3, 10, 64, 127}) {
+    INFO("n " << len);
+    const auto gs = pareto(1.5, len, 90 + len).to(torch::kFloat32);
+    const auto ms0 = pareto(1.5, len, 190 + len).to(torch::kFloat32) * 0.3;
+    auto ms = ms0.clone();
+    htga::estimators::EmaHillExtras extras;
+    const float a = hill_ema_noise(gs, ms, 0.9, 0, &extras).item<float>();
+    const float want = htga::estimators::hill(gs - ms0).item<float>();
+    if (std::isnan(want))
+      CHECK(std::isnan(a));
+    else
+      CHECK(a == Approx(want).epsilon(1e-5));
+    CHECK(ms.allclose(ms0.lerp(gs, 0.1), 1e-6, 1e-7));
+    REQUIRE(extras.has_sumsq);
+    CHECK(extras.sumsq == Approx(gs.to(torch::kFloat64).pow(2).sum().item<double>()).epsilon(1e-6));
+  }
+  auto one = torch::ones({1}), m1 = torch::zeros({1});
+  CHECK(std::isnan(hill_ema_noise(one, m1, 0.9).item<float>()));  // k + 1 > n: undefined
+  CHECK(m1.item<float>() == Approx(0.1f));
+  CHECK_THROWS(hill_ema_noise_slices(g, m, 0.9, {{n - 5, 10}}, {0}));  // outside the vector
 
   const float nan = std::numeric_limits<float>::quiet_NaN();
   for (const std::vector<float>& v : std::vector<std::vector<float>>{
