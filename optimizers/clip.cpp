@@ -33,7 +33,9 @@ ClipResult clip_flat_grad_norm(const torch::Tensor& flat_grad, double max_norm, 
       sumsq ? torch::full({}, static_cast<float>(std::sqrt(*sumsq)), opts) : flat_grad.norm(2).to(torch::kFloat32);
   if (max_norm <= 0) return {total, torch::ones({}, opts)};
   auto coef = (max_norm / (total + 1e-6)).clamp_max(1.0);
-  flat_grad.mul_(coef);
+  // On the CPU the coefficient is at hand without a device round trip: a gradient within the
+  // bound is left as it is (x * 1 is x, NaN included), which spares a pass over it.
+  if (!(coef.device().is_cpu() && *coef.data_ptr<float>() == 1.0f)) flat_grad.mul_(coef);
   return {total, coef};
 }
 

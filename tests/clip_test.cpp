@@ -1,6 +1,7 @@
 #include "optimizers/clip.h"
 
 #include <catch2/catch.hpp>
+#include <limits>
 
 #include "estimators/noise.h"
 #include "optimizers/sgd.h"
@@ -91,4 +92,19 @@ TEST_CASE("clipping the flat gradient buffer equals clipping each tensor", "[opt
   auto m = htga::optimizers::clip_flat_grad_norm(flat, 0.0);
   CHECK(m.coef.item<double>() == 1.0);
   CHECK(torch::equal(flat, g0));
+  // Within the bound the gradient is left as it is (the multiplication by 1 is skipped), and
+  // just past it, it is scaled; NaN and infinities stay what they were.
+  flat.copy_(g0);
+  const double norm = g0.norm().item<double>();
+  auto within = htga::optimizers::clip_flat_grad_norm(flat, norm * 2);
+  CHECK(within.coef.item<float>() == 1.0f);
+  CHECK(torch::equal(flat, g0));
+  auto past = htga::optimizers::clip_flat_grad_norm(flat, norm * 0.999);
+  CHECK(past.coef.item<float>() < 1.0f);
+  CHECK(torch::equal(flat, g0 * past.coef));
+  flat.copy_(g0);
+  flat[3] = std::numeric_limits<float>::quiet_NaN();
+  auto with_nan = htga::optimizers::clip_flat_grad_norm(flat, 1.0);
+  CHECK(std::isnan(with_nan.total_norm.item<float>()));
+  CHECK(std::isnan(flat[3].item<float>()));
 }
