@@ -48,6 +48,8 @@ HtgaController::HtgaController(HtgaOptions options, torch::Device device, int64_
   loss_best_ = torch::full({}, nan, opts);
   since_best_ = torch::zeros({}, opts);
   phase_ = torch::zeros({}, opts);
+  alpha0_t_ = torch::full({}, o.alpha0, opts);
+  normal_phase_ = torch::zeros({}, opts);
 }
 
 torch::Tensor HtgaController::update(const torch::Tensor& alpha_hat, int64_t step, const torch::Tensor& loss) {
@@ -58,8 +60,9 @@ torch::Tensor HtgaController::update(const torch::Tensor& alpha_hat, int64_t ste
 
   // Plateau detector, on the device: the window restarts whenever the smoothed loss beats the
   // window's best by the relative tolerance.
-  auto explore = torch::zeros({}, smoothed_.options().dtype(torch::kBool));
-  if (o.alpha0_explore > 0 && loss.defined()) {
+  const bool plateau = o.alpha0_explore > 0 && loss.defined();
+  torch::Tensor explore;
+  if (plateau) {
     auto l = loss.detach().to(smoothed_.options());
     loss_smooth_ = torch::where(torch::isnan(loss_smooth_), l, loss_smooth_ * o.loss_ema + l * (1 - o.loss_ema));
     auto improved = torch::isnan(loss_best_) | (loss_smooth_ < loss_best_ * (1 - o.plateau_tol));
@@ -78,13 +81,18 @@ torch::Tensor HtgaController::update(const torch::Tensor& alpha_hat, int64_t ste
       final = true;
     }
   }
-  auto target_t =
-      final ? torch::full({}, target, smoothed_.options())
-            : torch::where(explore,
-                           torch::full({}, o.alpha0_explore > 0 ? o.alpha0_explore : target, smoothed_.options()),
-                           torch::full({}, target, smoothed_.options()));
-  phase_ = final ? torch::full({}, static_cast<float>(Phase::kFinal), smoothed_.options())
-                 : explore.to(torch::kFloat32) * static_cast<float>(Phase::kExplore);
+  torch::Tensor target_t;
+  if (final) {
+    target_t = torch::full({}, target, smoothed_.options());
+    phase_ = torch::full({}, static_cast<float>(Phase::kFinal), smoothed_.options());
+  } else if (plateau) {
+    target_t = torch::where(explore, torch::full({}, o.alpha0_explore, smoothed_.options()),
+                            torch::full({}, target, smoothed_.options()));
+    phase_ = explore.to(torch::kFloat32) * static_cast<float>(Phase::kExplore);
+  } else {
+    target_t = alpha0_t_;  // target is alpha0 here
+    phase_ = normal_phase_;
+  }
 
   torch::Tensor rate = eta0_;
   if (step >= o.warmup_steps) {

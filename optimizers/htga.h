@@ -82,6 +82,9 @@ class HtgaController {
   torch::Tensor loss_best_;    // the best smoothed loss of the current window,
   torch::Tensor since_best_;   // steps since it improved by plateau_tol
   torch::Tensor phase_;
+  // Constants of the usual step (no plateau detection, not annealing): the target alpha0 and
+  // the normal phase, made once instead of by three tensor operations a step.
+  torch::Tensor alpha0_t_, normal_phase_;
 };
 
 }  // namespace htga::optimizers
