@@ -78,7 +78,7 @@ class Task {
     std::vector<std::string> answers;
   };
   Rows rows(const std::string& split) const;
-  Evaluation evaluate_images(torch::nn::AnyModule& model, const Rows& r) const;
+  Evaluation evaluate_images(torch::nn::AnyModule& model, torch::nn::Module& module, const Rows& r) const;
   /// A split of a packed dataset, streamed from its pack (resized and centre-cropped).
   Evaluation evaluate_packed(torch::nn::AnyModule& model, const std::string& split) const;
   Evaluation evaluate_text(torch::nn::AnyModule& model, const Rows& r) const;
