@@ -497,28 +497,13 @@ torch::Tensor hill_ema_noise(const torch::Tensor& g, torch::Tensor& mean, double
     mean.lerp_(g, 1.0 - rho);
     return hill(d, k);
   }
-  const float w = static_cast<float>(1.0 - rho);
-  float alpha = 0;
-  double sumsq = 0;
-  if (pass_sized(n, k)) {
-    static thread_local FusedRange range;
-    range.g = g.data_ptr<float>();
-    range.m = mean.data_ptr<float>();
-    range.n = n;
-    range.k = k;
-    range.choose();
-    const PassJob job = range.job();
-    fused_passes(&job, 1, w);
-    alpha = range.finish(rho);
-    sumsq = range.r.sumsq;
-  } else {
-    alpha = small_range(g.data_ptr<float>(), mean.data_ptr<float>(), n, k, w, sumsq);
-  }
+  // The CPU path is the slices' path with one slice.
+  const SlicesEstimate est = hill_ema_noise_slices(g, mean, rho, {{0, n}}, {k});
   if (extras) {
-    extras->has_sumsq = true;
-    extras->sumsq = sumsq;
+    extras->has_sumsq = est.has_sumsq;
+    extras->sumsq = est.sumsq;
   }
-  return cpu_scalar(alpha, g.options().dtype(torch::kFloat32));
+  return cpu_scalar(est.alpha[0], g.options().dtype(torch::kFloat32));
 }
 
 SlicesEstimate hill_ema_noise_slices(const torch::Tensor& g, torch::Tensor& mean, double rho,
